@@ -1,0 +1,148 @@
+//! Arms and the table holding them. An arm is one (model, role, task_class); pooled parents use
+//! role 0 ("all roles") and class `ALL_CLASSES`, and live in the same table.
+
+use rustc_hash::FxHashMap;
+
+use crate::drift::DriftState;
+use crate::intern::Interner;
+use crate::stats::{epoch_start, Sums};
+
+/// Class id of the pooled (model) and (model, role) levels.
+pub const ALL_CLASSES: u32 = u32::MAX;
+/// Role number of the pooled model level.
+pub const ALL_ROLES: u8 = 0;
+const NO_ARM: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArmKey {
+    pub model: u32,
+    pub role: u8,
+    pub class: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Arm {
+    pub sums: Sums,
+    /// Per-process fast estimate for drift detection; not snapshotted (see drift.rs).
+    pub drift: DriftState,
+}
+
+/// All arms, with rows keyed by (role, class) holding one slot per model key, so a decision
+/// over N models does one hash lookup per pooling level instead of N.
+#[derive(Debug, Clone, Default)]
+pub struct ArmTable {
+    pub models: Interner,
+    pub classes: Interner,
+    /// Start of the current weighting epoch; `None` until the first observation.
+    pub t0: Option<f64>,
+    arms: Vec<(ArmKey, Arm)>,
+    rows: FxHashMap<(u8, u32), Vec<u32>>,
+}
+
+impl ArmTable {
+    pub fn row(&self, role: u8, class: u32) -> Option<&[u32]> {
+        self.rows.get(&(role, class)).map(Vec::as_slice)
+    }
+
+    /// The arm of `model` in a row from [`ArmTable::row`].
+    pub fn in_row(&self, row: Option<&[u32]>, model: u32) -> Option<&Arm> {
+        let slot = *row?.get(model as usize)?;
+        (slot != NO_ARM).then(|| &self.arms[slot as usize].1)
+    }
+
+    pub fn get(&self, key: ArmKey) -> Option<&Arm> {
+        self.in_row(self.row(key.role, key.class), key.model)
+    }
+
+    pub fn get_mut_or_insert(&mut self, key: ArmKey) -> &mut Arm {
+        let row = self.rows.entry((key.role, key.class)).or_default();
+        let m = key.model as usize;
+        if row.len() <= m {
+            row.resize(m + 1, NO_ARM);
+        }
+        if row[m] == NO_ARM {
+            row[m] = self.arms.len() as u32;
+            self.arms.push((key, Arm::default()));
+        }
+        let slot = row[m] as usize;
+        &mut self.arms[slot].1
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(ArmKey, Arm)> {
+        self.arms.iter()
+    }
+
+    /// Number of (model, role, task_class) arms, pooled levels not counted.
+    pub fn leaf_count(&self) -> usize {
+        self.arms.iter().filter(|(k, _)| k.class != ALL_CLASSES).count()
+    }
+
+    /// Drops learned sums but keeps interned names (the catalog's keys point into them).
+    pub fn clear(&mut self) {
+        self.arms.clear();
+        self.rows.clear();
+        self.t0 = None;
+    }
+
+    /// Moves to the epoch of `now` if it has started, shrinking all sums to the new t0, and
+    /// returns the weight exp(λ·(now − t0)) of an observation made at `now`.
+    pub fn weight_at(&mut self, now: f64, half_life_s: f64, lambda: f64) -> f64 {
+        let start = epoch_start(now, half_life_s);
+        match self.t0 {
+            None => self.t0 = Some(start),
+            Some(t0) if start > t0 => self.rebase(start, lambda),
+            Some(_) => {}
+        }
+        let t0 = self.t0.unwrap_or(start);
+        (lambda * (now - t0)).exp()
+    }
+
+    /// Multiplies all sums by exp(−λ·(t0_new − t0)); a no-op when t0_new is not later.
+    pub fn rebase(&mut self, t0_new: f64, lambda: f64) {
+        match self.t0 {
+            Some(t0) if t0_new > t0 => {
+                let f = (-lambda * (t0_new - t0)).exp();
+                self.arms.iter_mut().for_each(|(_, a)| a.sums.scale(f));
+                self.t0 = Some(t0_new);
+            }
+            Some(_) => {}
+            None => self.t0 = Some(t0_new),
+        }
+    }
+
+    /// Factor turning stored sums into evidence as seen at `now`: exp(λ·(t0 − now)), capped at 1
+    /// so a caller with a lagging clock never sees more evidence than was observed.
+    pub fn read_scale(&self, now: f64, lambda: f64) -> f64 {
+        self.t0.map_or(1.0, |t0| (lambda * (t0 - now)).exp().min(1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_find_arms_by_model_key() {
+        let mut t = ArmTable::default();
+        let k = ArmKey { model: 3, role: 2, class: 7 };
+        t.get_mut_or_insert(k).sums.successes = 1.0;
+        assert_eq!(t.get(k).unwrap().sums.successes, 1.0);
+        assert!(t.get(ArmKey { model: 2, ..k }).is_none());
+        assert!(t.get(ArmKey { model: 9, ..k }).is_none());
+        assert_eq!(t.leaf_count(), 1);
+    }
+
+    #[test]
+    fn rebase_keeps_decayed_evidence_equal() {
+        let lambda = std::f64::consts::LN_2 / 100.0;
+        let mut t = ArmTable::default();
+        let w = t.weight_at(50.0, 100.0, lambda);
+        t.get_mut_or_insert(ArmKey { model: 0, role: 1, class: 0 }).sums.successes += w;
+        let before = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
+        t.weight_at(250.0, 100.0, lambda);
+        assert_eq!(t.t0, Some(200.0));
+        let after = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
+        assert!((before - after).abs() < 1e-12);
+        assert!((before - 0.5f64.powi(2)).abs() < 1e-9, "{before}");
+    }
+}

@@ -1,0 +1,286 @@
+//! The thread-safe core: learned state behind one RwLock (decisions read, outcomes write),
+//! breakers and events behind their own small mutexes.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, ALL_ROLES};
+use crate::breaker::{BreakerKey, Breakers};
+use crate::catalog::Catalog;
+use crate::decide::{breaker_event, decide, Gate};
+use crate::decision::{ArmStats, Candidate, Decision, Event};
+use crate::error::{finite, non_negative, CoreError, Result};
+use crate::prior::success_posterior;
+use crate::request::Request;
+use crate::role::{Role, Status};
+use crate::score::step_cost;
+use crate::snapshot;
+use crate::stats::Sums;
+
+/// z for a two-sided 90% interval.
+const Z90: f64 = 1.645;
+
+/// One reported step outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub model: String,
+    pub role: Role,
+    pub task_class: String,
+    pub status: Status,
+    pub input_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub output_tokens: u64,
+    pub latency_ms: f64,
+    pub now: f64,
+    pub weight: f64,
+}
+
+struct State {
+    catalog: Catalog,
+    table: ArmTable,
+    /// Latest time seen, so the leaderboard can decay sums without a clock.
+    last_now: f64,
+}
+
+pub struct Core {
+    state: RwLock<State>,
+    breakers: Mutex<Breakers>,
+    /// Non-closed breakers; zero lets decisions skip the breaker mutex entirely.
+    breakers_active: AtomicUsize,
+    events: Mutex<Vec<Event>>,
+}
+
+impl Core {
+    pub fn new(catalog_json: &str) -> Result<Self> {
+        let mut table = ArmTable::default();
+        let catalog = Catalog::parse(catalog_json, |id| table.models.intern(id))?;
+        Ok(Self {
+            state: RwLock::new(State { catalog, table, last_now: f64::NEG_INFINITY }),
+            breakers: Mutex::new(Breakers::default()),
+            breakers_active: AtomicUsize::new(0),
+            events: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Swaps the catalog whole; learned arms are kept (keyed by model id, not position).
+    pub fn set_catalog(&self, catalog_json: &str) -> Result<()> {
+        let mut st = self.state.write();
+        let mut models = st.table.models.clone();
+        let catalog = Catalog::parse(catalog_json, |id| models.intern(id))?;
+        st.table.models = models;
+        st.catalog = catalog;
+        Ok(())
+    }
+
+    pub fn route(&self, req: &Request) -> Result<Decision> {
+        self.decide(req, true)
+    }
+
+    /// Every model's candidate row for a request, without consuming breaker probes.
+    pub fn estimate(&self, req: &Request) -> Result<Vec<Candidate>> {
+        let mut req = req.clone();
+        req.explain = true;
+        Ok(self.decide(&req, false)?.candidates)
+    }
+
+    fn decide(&self, req: &Request, take_probe: bool) -> Result<Decision> {
+        req.validate()?;
+        let st = self.state.read();
+        if self.breakers_active.load(Ordering::Acquire) == 0 {
+            return Ok(decide(&st.catalog, &st.table, req, None));
+        }
+        let mut breakers = self.breakers.lock();
+        let mut events = Vec::new();
+        let gate = Gate { breakers: &mut breakers, take_probe, events: &mut events };
+        let d = decide(&st.catalog, &st.table, req, Some(gate));
+        self.breakers_active.store(breakers.active(), Ordering::Release);
+        drop(breakers);
+        if !events.is_empty() {
+            self.events.lock().extend(events);
+        }
+        Ok(d)
+    }
+
+    pub fn report(&self, r: &Report) -> Result<()> {
+        if r.model.is_empty() {
+            return Err(CoreError::field("model", "must not be empty"));
+        }
+        finite("now", r.now)?;
+        non_negative("latency_ms", r.latency_ms)?;
+        if !(r.weight.is_finite() && r.weight > 0.0) {
+            return Err(CoreError::field("weight", format!("must be > 0, got {}", r.weight)));
+        }
+        let mut events = Vec::new();
+        {
+            let mut guard = self.state.write();
+            let st = &mut *guard;
+            let policy = st.catalog.policy.clone();
+            let w = st.table.weight_at(r.now, policy.half_life_s, st.catalog.lambda()) * r.weight;
+            let model = st.table.models.intern(&r.model);
+            let class = st.table.classes.intern(&r.task_class);
+            let role = r.role.number();
+            let levels = [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES), (role, class)];
+            for (role, class) in levels {
+                add_outcome(&mut st.table.get_mut_or_insert(ArmKey { model, role, class }).sums, r, w);
+            }
+            if r.status != Status::Cancelled {
+                let scale = st.table.read_scale(r.now, st.catalog.lambda());
+                let arm = st.table.get_mut_or_insert(ArmKey { model, role, class });
+                let (s, f) = (arm.sums.successes * scale, arm.sums.failures * scale);
+                let ok = r.status == Status::Success;
+                if let Some(found) = arm.drift.observe(ok, r.weight, s, f, &policy.drift) {
+                    // Old evidence shrinks so the recent window dominates the arm from now on.
+                    arm.sums.scale(found.shrink);
+                    events.push(Event {
+                        kind: "drift",
+                        model: r.model.clone(),
+                        provider: String::new(),
+                        role,
+                        task_class: r.task_class.clone(),
+                        detail: found.describe(),
+                        at: r.now,
+                    });
+                }
+            }
+            st.last_now = st.last_now.max(r.now);
+            let provider = st.catalog.by_id.get(&r.model).map(|&i| st.catalog.models[i].provider.clone());
+            let mut b = self.breakers.lock();
+            let keys = [Some(BreakerKey::Model(r.model.clone())), provider.filter(|p| !p.is_empty()).map(BreakerKey::Provider)];
+            for key in keys.into_iter().flatten() {
+                if let Some(t) = b.on_outcome(key.clone(), r.status, r.now, &policy.breaker) {
+                    events.push(breaker_event(t.kind(), &key, r.now));
+                }
+            }
+            self.breakers_active.store(b.active(), Ordering::Release);
+        }
+        if !events.is_empty() {
+            self.events.lock().extend(events);
+        }
+        Ok(())
+    }
+
+    /// Credits every distinct (model, role, task_class) of a finished job with its outcome.
+    pub fn complete_job(&self, steps: &[(String, Role, String)], success: bool, now: f64) -> Result<()> {
+        finite("now", now)?;
+        let distinct: BTreeSet<_> = steps.iter().collect();
+        let mut st = self.state.write();
+        let credit = st.catalog.policy.job_credit_weight;
+        if credit == 0.0 || distinct.is_empty() {
+            return Ok(());
+        }
+        let (hl, lambda) = (st.catalog.policy.half_life_s, st.catalog.lambda());
+        let w = st.table.weight_at(now, hl, lambda) * credit;
+        for (model, role, class) in distinct {
+            let model = st.table.models.intern(model);
+            let class = st.table.classes.intern(class);
+            for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role.number(), ALL_CLASSES), (role.number(), class)] {
+                let s = &mut st.table.get_mut_or_insert(ArmKey { model, role, class }).sums;
+                if success { s.successes += w } else { s.failures += w }
+            }
+        }
+        st.last_now = st.last_now.max(now);
+        Ok(())
+    }
+
+    /// Leaderboard of the (model, role, task_class) arms, decayed to the latest time seen.
+    pub fn arms(&self) -> Vec<ArmStats> {
+        let st = self.state.read();
+        let (t, cat) = (&st.table, &st.catalog);
+        let scale = if st.last_now.is_finite() { t.read_scale(st.last_now, cat.lambda()) } else { 1.0 };
+        let mut out: Vec<ArmStats> = t
+            .iter()
+            .filter(|(k, _)| k.class != ALL_CLASSES)
+            .map(|(k, a)| {
+                let s = &a.sums;
+                let spec = cat.by_id.get(t.models.name(k.model)).map(|&i| &cat.models[i]);
+                let (mean, lo, hi, cost) = spec.map_or((0.0, 0.0, 0.0, 0.0), |spec| {
+                    let lv = |role, class| t.get(ArmKey { model: k.model, role, class });
+                    let post = success_posterior(spec, lv(ALL_ROLES, ALL_CLASSES), lv(k.role, ALL_CLASSES), Some(a), scale);
+                    let (lo, hi) = post.interval(Z90);
+                    (post.mean(), lo, hi, mean_cost(spec, s))
+                });
+                ArmStats {
+                    model: t.models.name(k.model).to_owned(),
+                    role: k.role,
+                    task_class: t.classes.name(k.class).to_owned(),
+                    n: (s.successes + s.failures) * scale,
+                    successes: s.successes * scale,
+                    failures: s.failures * scale,
+                    mean_success: mean,
+                    success_low: lo,
+                    success_high: hi,
+                    mean_cost_usd: cost,
+                    mean_latency_ms: s.latency.mean().unwrap_or(0.0),
+                    p90_latency_ms: s.latency.quantile(0.9).unwrap_or(0.0),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.model, a.role, &a.task_class).cmp(&(&b.model, b.role, &b.task_class)));
+        out
+    }
+
+    pub fn drain_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock())
+    }
+
+    pub fn snapshot(&self) -> Result<Vec<u8>> {
+        let st = self.state.read();
+        snapshot::encode(&st.table, st.catalog.policy.half_life_s, st.last_now)
+    }
+
+    /// Replaces the learned sums (drift windows reset; breakers untouched: they are per process).
+    pub fn restore(&self, data: &[u8]) -> Result<()> {
+        let snap = snapshot::decode(data)?;
+        let mut st = self.state.write();
+        st.table.clear();
+        let lambda = st.catalog.lambda();
+        snap.merge_into(&mut st.table, lambda);
+        st.last_now = snap.last_now();
+        Ok(())
+    }
+
+    pub fn merge(&self, data: &[u8]) -> Result<()> {
+        let snap = snapshot::decode(data)?;
+        let mut st = self.state.write();
+        let lambda = st.catalog.lambda();
+        snap.merge_into(&mut st.table, lambda);
+        st.last_now = st.last_now.max(snap.last_now());
+        Ok(())
+    }
+
+    pub fn arm_count(&self) -> usize {
+        self.state.read().table.leaf_count()
+    }
+}
+
+/// Which statistics an outcome feeds: every outcome but CANCELLED counts toward success (an
+/// ERROR or TIMEOUT is a failed try that cost time); tokens only from completed steps; latency
+/// also from timeouts (a timeout is real waiting), never from errors (those fail fast).
+fn add_outcome(s: &mut Sums, r: &Report, w: f64) {
+    match r.status {
+        Status::Success => s.successes += w,
+        Status::Failure | Status::Error | Status::Timeout => s.failures += w,
+        Status::Cancelled => return,
+    }
+    if matches!(r.status, Status::Success | Status::Failure) {
+        s.tokens_in.add(w, r.input_tokens as f64);
+        s.tokens_out.add(w, r.output_tokens as f64);
+        s.input_plain += w * r.input_tokens as f64;
+        s.cached_plain += w * r.cached_input_tokens.min(r.input_tokens) as f64;
+        s.output_plain += w * r.output_tokens as f64;
+    }
+    if matches!(r.status, Status::Success | Status::Failure | Status::Timeout) {
+        s.latency.add(w, r.latency_ms);
+    }
+}
+
+fn mean_cost(spec: &crate::catalog::ModelSpec, s: &Sums) -> f64 {
+    if s.tokens_in.w <= 1e-12 {
+        return 0.0;
+    }
+    let t_in = s.input_plain / s.tokens_in.w;
+    let share = if s.input_plain > 0.0 { s.cached_plain / s.input_plain } else { 0.0 };
+    step_cost(spec, t_in, share, s.output_plain / s.tokens_in.w)
+}

@@ -1,0 +1,152 @@
+"""The application: running config, routing core, store and background upkeep, wired together.
+
+Servicers hold one `App` and call the business functions in `routing.py` / `queries.py` with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelyard.config import ConfigError, load_config
+from modelyard.core import RoutingCore
+from modelyard.errors import ConfigRejected
+from modelyard.jobs import JobTracker
+from modelyard.runtime import Runtime, build_runtime
+from modelyard.store import Store, open_store
+
+log = logging.getLogger("modelyard")
+
+STATE_NAME = "core"
+STATE_SAVE_INTERVAL_S = 30.0
+EXPIRY_INTERVAL_S = 5.0
+CONFIG_POLL_INTERVAL_S = 2.0
+
+
+@dataclass(slots=True)
+class Stats:
+    started_at: float = field(default_factory=time.time)
+    decisions: int = 0
+    outcomes: int = 0
+    jobs_completed: int = 0
+    drift_events: int = 0
+    decisions_by_model: Counter[str] = field(default_factory=Counter)
+
+
+class App:
+    def __init__(
+        self, config_path: str | Path, runtime: Runtime, store: Store, *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config_path = Path(config_path)
+        self.runtime = runtime
+        self.store = store
+        self.clock = clock
+        self.core = RoutingCore(runtime.catalog)
+        self.jobs = JobTracker()
+        self.stats = Stats()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mtime = self._file_mtime()
+        self._seed_counter = 0
+
+    @classmethod
+    def from_config_file(cls, path: str | Path) -> App:
+        config = load_config(path)
+        return cls(path, build_runtime(config), open_store(config.store))
+
+    # lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        state = await self.store.load_state(STATE_NAME)
+        if state:
+            self.core.restore(state)
+            log.info("restored learned state: %d arms", self.core.arm_count())
+        self._tasks = [
+            asyncio.create_task(self._every(self._expiry_interval(), self._expire), name="expire"),
+            asyncio.create_task(self._every(STATE_SAVE_INTERVAL_S, self.save_state), name="save"),
+            asyncio.create_task(self._every(CONFIG_POLL_INTERVAL_S, self._watch_config), name="watch"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self.save_state()
+        await self.store.close()
+
+    def _expiry_interval(self) -> float:
+        # Sweep often enough that a reservation outlives its TTL by at most a quarter of it (≤ 5 s).
+        return min(EXPIRY_INTERVAL_S, max(0.5, self.runtime.config.store.reservation_ttl_s / 4))
+
+    async def _every(self, period: float, fn: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                result = fn()
+                if asyncio.iscoroutine(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s failed; will retry", getattr(fn, "__name__", fn))
+
+    async def _expire(self) -> None:
+        charge = self.runtime.config.store.on_expiry == "charge"
+        n = await self.store.expire(self.clock(), charge=charge)
+        if n:
+            log.info("expired %d unreported reservations (%s)", n, "charged" if charge else "released")
+
+    async def save_state(self) -> None:
+        await self.store.save_state(STATE_NAME, self.core.snapshot(), self.clock())
+
+    def drain_core_events(self) -> None:
+        for event in self.core.drain_events():
+            if event.kind == "drift":
+                self.stats.drift_events += 1
+            log.warning("core event %s: %s", event.kind, event.detail)
+
+    def next_seed(self) -> int:
+        self._seed_counter += 1
+        return (self.runtime.config.routing.seed << 32) ^ self._seed_counter
+
+    # config reload -------------------------------------------------------------------------
+    def _file_mtime(self) -> float:
+        try:
+            return os.stat(self.config_path).st_mtime
+        except OSError:
+            return 0.0
+
+    def _watch_config(self) -> None:
+        mtime = self._file_mtime()
+        if mtime and mtime != self._mtime:
+            self._mtime = mtime
+            with contextlib.suppress(ConfigRejected):
+                self.reload()
+
+    def reload(self) -> tuple[str, Runtime]:
+        """Load, validate and swap the config whole. A bad file leaves the running config in place."""
+        old = self.runtime
+        try:
+            config = load_config(self.config_path)
+            new = build_runtime(config)
+            self.core.set_catalog(new.catalog)
+        except (ConfigError, ValueError, OSError) as exc:
+            log.error("config reload rejected, keeping %s: %s", old.version, exc)
+            raise ConfigRejected(f"config reload rejected, still serving {old.version}: {exc}") from exc
+        if config.store != old.config.store:
+            log.warning("store settings changed; they take effect at restart")
+        self.runtime = new
+        self._mtime = self._file_mtime()
+        log.info("config reloaded: %s -> %s", old.version, new.version)
+        return old.version, new

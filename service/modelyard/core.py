@@ -1,0 +1,100 @@
+"""Facade over the Rust routing core (`modelyard._core`): the only module that imports it.
+
+Converts domain values to the core's arguments. The core is pure and thread-safe; it releases the
+GIL while it scores or learns, so calling it inline from the event loop costs microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from modelyard import _core
+from modelyard.domain import Constraints, RouteInput, TaskProfile
+
+CoreError = _core.CoreError
+
+
+class RoutingCore:
+    def __init__(self, catalog: dict[str, Any]) -> None:
+        self._core = _core.Core(json.dumps(catalog))
+
+    def set_catalog(self, catalog: dict[str, Any]) -> None:
+        self._core.set_catalog(json.dumps(catalog))
+
+    @staticmethod
+    def _profile_args(task: TaskProfile, c: Constraints) -> dict[str, Any]:
+        return {
+            "role": task.role,
+            "task_class": task.task_class,
+            "est_input_tokens": task.est_input_tokens,
+            "est_output_tokens": task.est_output_tokens,
+            "est_cached_input_tokens": task.est_cached_input_tokens,
+            "capabilities": list(task.capabilities),
+            "min_context": task.min_context_window,
+            "allowed": list(c.allowed_models),
+            "denied": list(c.denied_models),
+            "provenance": list(c.required_provenance),
+            "max_cost_usd": c.max_cost_usd,
+            "max_latency_ms": c.max_latency_ms,
+            "min_success": c.min_success_probability,
+        }
+
+    def route(
+        self, req: RouteInput, *, constraints: Constraints, budget_cap_usd: float | None,
+        job_failures: int, sticky_model: str | None, time_value_usd_per_s: float,
+        explore: bool, seed: int, now: float,
+    ) -> _core.Decision:
+        return self._core.route(
+            **self._profile_args(req.task, constraints),
+            budget_cap_usd=budget_cap_usd,
+            attempt=max(1, req.attempt),
+            failed_models=list(req.failed_models),
+            job_failures=job_failures,
+            sticky_model=sticky_model,
+            context_tokens=req.context_tokens,
+            time_value_usd_per_s=time_value_usd_per_s,
+            explore=explore,
+            seed=seed,
+            now=now,
+            explain=req.explain,
+        )
+
+    def estimate(
+        self, task: TaskProfile, constraints: Constraints, *, time_value_usd_per_s: float, now: float,
+    ) -> list[_core.Candidate]:
+        return self._core.estimate(
+            **self._profile_args(task, constraints), time_value_usd_per_s=time_value_usd_per_s, now=now,
+        )
+
+    def report(
+        self, *, model: str, role: int, task_class: str, status: int, input_tokens: int,
+        cached_input_tokens: int, output_tokens: int, latency_ms: float, now: float,
+    ) -> None:
+        self._core.report(
+            model=model, role=role, task_class=task_class, status=status,
+            input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
+            output_tokens=output_tokens, latency_ms=latency_ms, now=now,
+        )
+
+    def complete_job(self, steps: Sequence[tuple[str, int, str]], *, success: bool, now: float) -> None:
+        self._core.complete_job(steps=list(steps), success=success, now=now)
+
+    def arms(self) -> list[_core.ArmStats]:
+        return self._core.arms()
+
+    def drain_events(self) -> list[_core.Event]:
+        return self._core.drain_events()
+
+    def snapshot(self) -> bytes:
+        return self._core.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self._core.restore(data)
+
+    def merge(self, data: bytes) -> None:
+        self._core.merge(data)
+
+    def arm_count(self) -> int:
+        return self._core.arm_count()

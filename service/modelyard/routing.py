@@ -1,0 +1,196 @@
+"""Business functions of the Router service: Route, ReportOutcome and CompleteJob.
+
+Each takes the App, the caller's principal and domain values; none knows about protobuf or gRPC.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+from modelyard.app import App
+from modelyard.auth import Principal
+from modelyard.budget import headroom, limits_for
+from modelyard.domain import (
+    CANCELLED,
+    JOB_ABANDONED,
+    JOB_SUCCEEDED,
+    CandidateView,
+    Constraints,
+    Decision,
+    JobResult,
+    ModelChoice,
+    OutcomeInput,
+    OutcomeResult,
+    RouteInput,
+    micros_to_usd,
+    usd_to_micros,
+)
+from modelyard.errors import BudgetExhausted, InvalidArgument, NoEligibleModel, NotFound
+from modelyard.pricing import call_cost_usd
+from modelyard.runtime import Runtime, TenantRuntime
+from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reservation
+
+
+def _merge_policy(req: Constraints, policy: Constraints) -> Constraints:
+    """The tenant's policy narrows whatever the request asks for; it can never be widened."""
+    allowed = req.allowed_models
+    if policy.allowed_models:
+        allowed = tuple(m for m in (allowed or policy.allowed_models) if m in policy.allowed_models)
+        if not allowed:
+            allowed = ("\x00none-allowed-by-policy",)
+    return Constraints(
+        max_cost_usd=req.max_cost_usd, max_latency_ms=req.max_latency_ms,
+        min_success_probability=req.min_success_probability, allowed_models=allowed,
+        denied_models=tuple(dict.fromkeys(req.denied_models + policy.denied_models)),
+        required_provenance=tuple(dict.fromkeys(req.required_provenance + policy.required_provenance)),
+    )
+
+
+def _choice(rt: Runtime, model_id: str) -> ModelChoice:
+    m = rt.model(model_id)
+    return ModelChoice(model_id=m.id, provider=m.provider, endpoint=m.endpoint,
+                       upstream_model=m.upstream_model)
+
+
+def _candidates(core_candidates: list) -> tuple[CandidateView, ...]:
+    return tuple(
+        CandidateView(
+            model_id=c.model, excluded=c.excluded, constraint=c.constraint, detail=c.detail,
+            cost_usd=c.cost_usd, success_probability=c.success_probability,
+            sampled_success=c.sampled_success, latency_ms=c.latency_ms, score=c.score,
+            evidence=c.evidence,
+        )
+        for c in core_candidates
+    )
+
+
+async def route(app: App, who: Principal, req: RouteInput) -> Decision:
+    rt = app.runtime
+    tenant = rt.tenant(who)
+    now = app.clock()
+    key_budgets = tenant.key_budgets.get(who.key_id, {})
+    usages = await app.store.usage([("tenant", who.tenant), ("key", who.key_id)], now)
+    try:
+        room = headroom(usages, tenant.budgets, key_budgets)
+    except BudgetExhausted:
+        replay = await _replay(app, who, req)
+        if replay is not None:
+            return replay
+        raise
+    constraints = _merge_policy(req.constraints, tenant.policy)
+    sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
+    explore = rt.config.routing.explore if req.explore is None else req.explore
+    out = app.core.route(
+        req, constraints=constraints, budget_cap_usd=room.cap_usd, job_failures=failures,
+        sticky_model=sticky, time_value_usd_per_s=tenant.time_value_usd_per_s,
+        explore=explore, seed=app.next_seed(), now=now,
+    )
+    if out.model is None:
+        replay = await _replay(app, who, req)
+        if replay is not None:
+            return replay
+        raise NoEligibleModel(out.reason)
+    return await _reserve(app, who, req, tenant, out, room, now)
+
+
+async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
+    """A retried request_id must get its first answer even if budgets or models changed since."""
+    record = await app.store.find_request(req.request_id, who.tenant)
+    return Decision.from_payload(record.payload).as_replay() if record else None
+
+
+async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRuntime, out, room, now: float) -> Decision:
+    rt = app.runtime
+    ttl = rt.config.store.reservation_ttl_s
+    estimate_micros = max(1, math.ceil(out.expected_cost_usd * 1_000_000))
+    decision = Decision(
+        decision_id=uuid.uuid4().hex,
+        model=_choice(rt, out.model),
+        fallbacks=tuple(_choice(rt, m) for m in out.fallbacks),
+        cost_usd=out.expected_cost_usd, success_probability=out.success_probability,
+        latency_ms=out.latency_ms, cost_per_success_usd=out.cost_per_success_usd,
+        reserved_usd=micros_to_usd(estimate_micros),
+        budget_remaining_usd=(room.remaining_usd - micros_to_usd(estimate_micros))
+        if room.remaining_usd is not None else -1.0,
+        exploration=out.exploration, sticky=out.sticky, reason=out.reason,
+        reservation_expires_at=int(now + ttl),
+        candidates=_candidates(out.candidates) if req.explain else (),
+        budgets=room.views,
+    )
+    reservation = Reservation(
+        request_id=req.request_id, decision_id=decision.decision_id, tenant=who.tenant,
+        key_id=who.key_id, job_id=req.job_id, model=decision.model.model_id, role=req.task.role,
+        task_class=req.task.task_class, estimate_micros=estimate_micros, created_at=now,
+        expires_at=now + ttl, payload=decision.to_payload(),
+    )
+    limits = limits_for(who.tenant, who.key_id, tenant.budgets, tenant.key_budgets.get(who.key_id, {}))
+    try:
+        record, replayed = await app.store.reserve(reservation, limits, now)
+    except BudgetExceeded as exc:
+        raise BudgetExhausted(str(exc)) from exc
+    if replayed:
+        return Decision.from_payload(record.payload).as_replay()
+    app.stats.decisions += 1
+    app.stats.decisions_by_model[decision.model.model_id] += 1
+    return decision
+
+
+async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> OutcomeResult:
+    record = await app.store.get_decision(req.decision_id, who.tenant)
+    if record is None:
+        raise NotFound(f"decision_id: no decision '{req.decision_id}' for tenant '{who.tenant}'")
+    rt = app.runtime
+    model_used = req.model_id or record.model
+    model = rt.config.model(model_used)
+    if model is None:
+        raise InvalidArgument("model_id", f"unknown model '{model_used}'; use an id from ListModels")
+    cost = req.cost_usd if req.cost_usd is not None else call_cost_usd(
+        model.price, req.input_tokens, req.cached_input_tokens, req.output_tokens)
+    now = app.clock()
+    try:
+        result = await app.store.settle(
+            req.decision_id, who.tenant, actual_micros=usd_to_micros(cost), status=req.status,
+            model_used=model_used, input_tokens=req.input_tokens,
+            cached_input_tokens=req.cached_input_tokens, output_tokens=req.output_tokens,
+            latency_ms=req.latency_ms, now=now,
+        )
+    except DecisionNotFound as exc:
+        raise NotFound(f"decision_id: no decision '{req.decision_id}' for tenant '{who.tenant}'") from exc
+    if not result.duplicate:
+        app.stats.outcomes += 1
+        if req.status != CANCELLED:
+            app.core.report(
+                model=model_used, role=record.role, task_class=record.task_class, status=req.status,
+                input_tokens=req.input_tokens, cached_input_tokens=req.cached_input_tokens,
+                output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
+            )
+            app.drain_core_events()
+        app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status)
+    return OutcomeResult(
+        decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
+        released_usd=micros_to_usd(result.released_micros), duplicate=result.duplicate,
+    )
+
+
+async def complete_job(app: App, who: Principal, job_id: str, status: int) -> JobResult:
+    now = app.clock()
+    try:
+        job, duplicate = await app.store.complete_job(who.tenant, job_id, status, now)
+    except JobNotFound as exc:
+        raise NotFound(f"job_id: no job '{job_id}' with routed steps for tenant '{who.tenant}'") from exc
+    if not duplicate:
+        app.stats.jobs_completed += 1
+        if status != JOB_ABANDONED:
+            decisions = await app.store.job_decisions(who.tenant, job_id)
+            steps = list(dict.fromkeys(
+                (d.model_used or d.model, d.role, d.task_class) for d in decisions if d.settled))
+            if steps:
+                app.core.complete_job(steps, success=status == JOB_SUCCEEDED, now=now)
+                app.drain_core_events()
+        app.jobs.forget(who.tenant, job_id)
+    return JobResult(
+        job_id=job_id, status=job.status, total_cost_usd=micros_to_usd(job.total_cost_micros),
+        total_latency_ms=job.total_latency_ms, steps=job.steps, models=tuple(job.models),
+        per_model=tuple((m, n, micros_to_usd(c)) for m, n, c in job.per_model), duplicate=duplicate,
+    )

@@ -1,0 +1,127 @@
+"""The gRPC server: limits, health, opt-in reflection, signals and graceful shutdown.
+
+SIGTERM/SIGINT set health to NOT_SERVING, stop accepting new calls, let running ones finish within
+the grace period, save the learned state and close the store. SIGHUP reloads the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from modelyard.app import App
+from modelyard.errors import ConfigRejected
+from modelyard.interceptors import ServiceInterceptor
+from modelyard.servicers.admin import AdminServicer
+from modelyard.servicers.budgets import BudgetsServicer
+from modelyard.servicers.catalog import CatalogServicer
+from modelyard.servicers.router import RouterServicer
+from modelyard.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    budgets_pb2,
+    budgets_pb2_grpc,
+    catalog_pb2,
+    catalog_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+
+log = logging.getLogger("modelyard")
+
+SERVICES = (
+    router_pb2.DESCRIPTOR.services_by_name["Router"].full_name,
+    catalog_pb2.DESCRIPTOR.services_by_name["Catalog"].full_name,
+    budgets_pb2.DESCRIPTOR.services_by_name["Budgets"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+class Server:
+    """One modelyard server process: `await start()`, then `await wait()` or `await stop()`."""
+
+    def __init__(self, app: App, listen: str | None = None) -> None:
+        self.app = app
+        cfg = app.runtime.config.server
+        self.listen = listen or cfg.listen
+        self.health = health.aio.HealthServicer()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self.port = 0
+        self.grpc = grpc.aio.server(
+            interceptors=[ServiceInterceptor(
+                keys=lambda: self.app.runtime.keys,
+                default_deadline_s=lambda: self.app.runtime.config.server.default_deadline_ms / 1000,
+            )],
+            maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", cfg.max_message_bytes),
+                ("grpc.max_send_message_length", cfg.max_message_bytes),
+                ("grpc.max_metadata_size", cfg.max_metadata_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(app), self.grpc)
+        catalog_pb2_grpc.add_CatalogServicer_to_server(CatalogServicer(app), self.grpc)
+        budgets_pb2_grpc.add_BudgetsServicer_to_server(BudgetsServicer(app), self.grpc)
+        admin_pb2_grpc.add_AdminServicer_to_server(AdminServicer(app), self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        if cfg.reflection:
+            reflection.enable_server_reflection(
+                (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                self.grpc,
+            )
+
+    async def start(self) -> int:
+        self.port = self.grpc.add_insecure_port(self.listen)
+        if not self.port:
+            raise OSError(f"server.listen: cannot bind {self.listen}; choose a free HOST:PORT")
+        await self.app.start()
+        await self.grpc.start()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        log.info("modelyard serving on %s (port %d), config %s", self.listen, self.port, self.app.runtime.version)
+        return self.port
+
+    async def _set_health(self, status: int) -> None:
+        await self.health.set("", status)
+        for name in SERVICES:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        grace = self.app.runtime.config.server.shutdown_grace_s if grace is None else grace
+        await self.grpc.stop(grace)
+        await self.app.stop()
+        self._stopped.set()
+        log.info("modelyard stopped")
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(self.stop()))
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
+
+    def _reload(self) -> None:
+        with contextlib.suppress(ConfigRejected):
+            self.app.reload()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve(config_path: str | Path, listen: str | None = None) -> None:
+    server = Server(App.from_config_file(config_path), listen)
+    await server.start()
+    server.install_signal_handlers()
+    await server.wait()

@@ -1,0 +1,1 @@
+"""gRPC servicers: each converts proto to domain values, calls one business function, converts back."""

@@ -1,0 +1,230 @@
+"""The SQLite store's operations as plain synchronous functions of one connection.
+
+Each mutating function runs as ONE `BEGIN IMMEDIATE … COMMIT` transaction, so a crash leaves
+either all of its effects or none. They run only on the store's worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from modelyard.store._sqlite_schema import job_params, to_job, to_ledger_entry, to_record
+from modelyard.store.base import (
+    KEY,
+    TENANT,
+    UNLIMITED,
+    BudgetExceeded,
+    DecisionNotFound,
+    DecisionRecord,
+    JobNotFound,
+    JobRecord,
+    LedgerEntry,
+    Limit,
+    Reservation,
+    SettleResult,
+    WindowUsage,
+)
+from modelyard.store.summary import summarize_job
+from modelyard.store.windows import WINDOWS, window_bounds
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    """IMMEDIATE takes the write lock up front, so check-then-write cannot race another writer."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # sqlite may already have rolled back (e.g. after an I/O error)
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _counter(
+    conn: sqlite3.Connection, scope: str, subject: str, win: int, start: int,
+) -> tuple[int, int]:
+    row = conn.execute(
+        "SELECT spent_micros, reserved_micros FROM counters"
+        " WHERE scope = ? AND subject = ? AND win = ? AND window_start = ?",
+        (scope, subject, win, start),
+    ).fetchone()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def _held_counters(r: Reservation, limits: Sequence[Limit]) -> list[tuple[str, str, int]]:
+    """Every counter the reservation holds: the limits' plus tenant and key in every window."""
+    keys = [(lim.scope, lim.subject, int(lim.window)) for lim in limits]
+    keys += [(scope, subject, int(w)) for scope, subject in ((TENANT, r.tenant), (KEY, r.key_id))
+             for w in WINDOWS]
+    return list(dict.fromkeys(keys))
+
+
+def find_request(conn: sqlite3.Connection, request_id: str, tenant: str) -> DecisionRecord | None:
+    row = conn.execute(
+        "SELECT * FROM decisions WHERE tenant = ? AND request_id = ?", (tenant, request_id),
+    ).fetchone()
+    return to_record(row) if row else None
+
+
+def reserve(
+    conn: sqlite3.Connection, r: Reservation, limits: Sequence[Limit], now: float,
+) -> tuple[DecisionRecord, bool]:
+    with transaction(conn):
+        existing = find_request(conn, r.request_id, r.tenant)
+        if existing is not None:
+            return existing, True
+        for lim in limits:
+            if lim.hard_micros == UNLIMITED:
+                continue
+            start, reset = window_bounds(lim.window, now)
+            spent, reserved = _counter(conn, lim.scope, lim.subject, int(lim.window), start)
+            if spent + reserved + r.estimate_micros > lim.hard_micros:
+                raise BudgetExceeded(lim.scope, lim.subject, int(lim.window), lim.hard_micros,
+                                     spent, reserved, reset, r.estimate_micros)
+        conn.execute(
+            "INSERT INTO decisions (request_id, decision_id, tenant, key_id, job_id, model, role,"
+            " task_class, estimate_micros, created_at, expires_at, payload)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.request_id, r.decision_id, r.tenant, r.key_id, r.job_id, r.model, r.role,
+             r.task_class, r.estimate_micros, r.created_at, r.expires_at, r.payload),
+        )
+        for scope, subject, win in _held_counters(r, limits):
+            start = window_bounds(win, now)[0]
+            conn.execute(
+                "INSERT INTO counters (scope, subject, win, window_start, reserved_micros)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                " SET reserved_micros = reserved_micros + excluded.reserved_micros",
+                (scope, subject, win, start, r.estimate_micros),
+            )
+            conn.execute("INSERT INTO holds VALUES (?, ?, ?, ?, ?)",
+                         (r.decision_id, scope, subject, win, start))
+        row = conn.execute("SELECT * FROM decisions WHERE decision_id = ?", (r.decision_id,))
+        return to_record(row.fetchone()), False
+
+
+def _close(
+    conn: sqlite3.Connection, d: DecisionRecord, amount: int, kind: str, model: str, now: float,
+) -> None:
+    """Take the estimate out of `reserved` and add `amount` to `spent` where it was held."""
+    conn.execute(
+        "UPDATE counters SET reserved_micros = reserved_micros - ?, spent_micros = spent_micros + ?"
+        " WHERE (scope, subject, win, window_start) IN"
+        " (SELECT scope, subject, win, window_start FROM holds WHERE decision_id = ?)",
+        (d.estimate_micros, amount, d.decision_id),
+    )
+    if kind == "settle" or amount:
+        conn.execute(
+            "INSERT INTO ledger (decision_id, tenant, key_id, model, amount_micros, at, kind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (d.decision_id, d.tenant, d.key_id, model, amount, now, kind),
+        )
+
+
+def _closed_result(d: DecisionRecord) -> SettleResult:
+    released = d.estimate_micros if d.settled else d.estimate_micros - d.charged_micros
+    return SettleResult(d.decision_id, d.charged_micros, released, duplicate=True,
+                        expired=d.expired)
+
+
+def settle(
+    conn: sqlite3.Connection, decision_id: str, tenant: str, *, actual_micros: int, status: int,
+    model_used: str, input_tokens: int, cached_input_tokens: int, output_tokens: int,
+    latency_ms: float, now: float,
+) -> SettleResult:
+    with transaction(conn):
+        row = conn.execute("SELECT * FROM decisions WHERE decision_id = ? AND tenant = ?",
+                           (decision_id, tenant)).fetchone()
+        if row is None:
+            raise DecisionNotFound(f"no decision '{decision_id}' for tenant '{tenant}'")
+        d = to_record(row)
+        if d.settled or d.expired:
+            return _closed_result(d)
+        model_used = model_used or d.model
+        conn.execute(
+            "UPDATE decisions SET settled = 1, charged_micros = ?, status = ?, model_used = ?,"
+            " input_tokens = ?, cached_input_tokens = ?, output_tokens = ?, latency_ms = ?,"
+            " settled_at = ? WHERE decision_id = ?",
+            (actual_micros, status, model_used, input_tokens, cached_input_tokens, output_tokens,
+             latency_ms, now, decision_id),
+        )
+        _close(conn, d, actual_micros, "settle", model_used, now)
+        return SettleResult(decision_id, actual_micros, d.estimate_micros, duplicate=False)
+
+
+def expire(conn: sqlite3.Connection, now: float, *, charge: bool) -> int:
+    with transaction(conn):
+        rows = conn.execute(
+            "SELECT * FROM decisions WHERE settled = 0 AND expired = 0 AND expires_at <= ?"
+            " ORDER BY seq", (now,),
+        ).fetchall()
+        for row in rows:
+            d = to_record(row)
+            amount = d.estimate_micros if charge else 0
+            _close(conn, d, amount, "expiry", d.model, now)
+            conn.execute("UPDATE decisions SET expired = 1, charged_micros = ? WHERE seq = ?",
+                         (amount, row["seq"]))
+        return len(rows)
+
+
+def usage(
+    conn: sqlite3.Connection, subjects: Sequence[tuple[str, str]], now: float,
+) -> list[WindowUsage]:
+    out = []
+    with transaction(conn, "DEFERRED"):
+        for scope, subject in subjects:
+            for w in WINDOWS:
+                start, reset = window_bounds(w, now)
+                spent, reserved = _counter(conn, scope, subject, int(w), start)
+                out.append(WindowUsage(scope, subject, int(w), start, reset, spent, reserved))
+    return out
+
+
+def get_decision(conn: sqlite3.Connection, decision_id: str, tenant: str) -> DecisionRecord | None:
+    row = conn.execute("SELECT * FROM decisions WHERE decision_id = ? AND tenant = ?",
+                       (decision_id, tenant)).fetchone()
+    return to_record(row) if row else None
+
+
+def job_decisions(conn: sqlite3.Connection, tenant: str, job_id: str) -> list[DecisionRecord]:
+    rows = conn.execute("SELECT * FROM decisions WHERE tenant = ? AND job_id = ? ORDER BY seq",
+                        (tenant, job_id)).fetchall()
+    return [to_record(r) for r in rows]
+
+
+def complete_job(
+    conn: sqlite3.Connection, tenant: str, job_id: str, status: int, now: float,
+) -> tuple[JobRecord, bool]:
+    with transaction(conn):
+        row = conn.execute("SELECT * FROM jobs WHERE tenant = ? AND job_id = ?",
+                           (tenant, job_id)).fetchone()
+        if row is not None:
+            return to_job(row), True
+        decisions = job_decisions(conn, tenant, job_id) if job_id else []
+        if not decisions:
+            raise JobNotFound(f"no routed step of job '{job_id}' for tenant '{tenant}'")
+        job = summarize_job(tenant, job_id, status, now, decisions)
+        conn.execute("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", job_params(job))
+        return job, False
+
+
+def ledger(conn: sqlite3.Connection, tenant: str | None, since: float) -> list[LedgerEntry]:
+    rows = conn.execute(
+        "SELECT * FROM ledger WHERE at >= ? AND (? IS NULL OR tenant = ?) ORDER BY seq",
+        (since, tenant, tenant),
+    ).fetchall()
+    return [to_ledger_entry(r) for r in rows]
+
+
+def save_state(conn: sqlite3.Connection, name: str, blob: bytes, now: float) -> None:
+    with transaction(conn):
+        conn.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                     " SET blob = excluded.blob, updated_at = excluded.updated_at",
+                     (name, blob, now))
+
+
+def load_state(conn: sqlite3.Connection, name: str) -> bytes | None:
+    row = conn.execute("SELECT blob FROM state WHERE name = ?", (name,)).fetchone()
+    return bytes(row[0]) if row else None

@@ -1,0 +1,154 @@
+"""SQLite schema of the embedded store, connection set-up and row → record mapping.
+
+Tables: decisions (one row per reservation, settled in place), holds (the counters each
+reservation holds, with the window they were made in), counters (spent/reserved per scope,
+subject, window and window start), ledger (one row per charge), jobs, state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    role INTEGER NOT NULL,
+    task_class TEXT NOT NULL,
+    estimate_micros INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    payload BLOB NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0,
+    charged_micros INTEGER NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL DEFAULT 0,
+    model_used TEXT NOT NULL DEFAULT '',
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_ms REAL NOT NULL DEFAULT 0,
+    settled_at REAL,
+    expired INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (tenant, request_id)
+);
+CREATE INDEX IF NOT EXISTS decisions_open ON decisions (expires_at)
+    WHERE settled = 0 AND expired = 0;
+CREATE INDEX IF NOT EXISTS decisions_job ON decisions (tenant, job_id, seq);
+CREATE TABLE IF NOT EXISTS holds (
+    decision_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    PRIMARY KEY (decision_id, scope, subject, win)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    scope TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    window_start INTEGER NOT NULL,
+    spent_micros INTEGER NOT NULL DEFAULT 0,
+    reserved_micros INTEGER NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
+    PRIMARY KEY (scope, subject, win, window_start)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    decision_id TEXT NOT NULL UNIQUE,
+    tenant TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    amount_micros INTEGER NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
+CREATE TABLE IF NOT EXISTS jobs (
+    tenant TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    completed_at REAL NOT NULL,
+    total_cost_micros INTEGER NOT NULL,
+    steps INTEGER NOT NULL,
+    total_latency_ms REAL NOT NULL,
+    models TEXT NOT NULL,
+    per_model TEXT NOT NULL,
+    PRIMARY KEY (tenant, job_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    name TEXT PRIMARY KEY,
+    blob BLOB NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+def connect(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with WAL and full fsync."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=busy_timeout_ms / 1000)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a COMMIT (hence a settle) is on disk before the call returns, even on power loss.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"{path}: schema version {version} is newer than this build ({SCHEMA_VERSION})")
+        if version < SCHEMA_VERSION:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def to_record(row: sqlite3.Row) -> DecisionRecord:
+    return DecisionRecord(
+        request_id=row["request_id"], decision_id=row["decision_id"], tenant=row["tenant"],
+        key_id=row["key_id"], job_id=row["job_id"], model=row["model"], role=row["role"],
+        task_class=row["task_class"], estimate_micros=row["estimate_micros"],
+        created_at=row["created_at"], expires_at=row["expires_at"], payload=bytes(row["payload"]),
+        settled=bool(row["settled"]), charged_micros=row["charged_micros"], status=row["status"],
+        model_used=row["model_used"], input_tokens=row["input_tokens"],
+        cached_input_tokens=row["cached_input_tokens"], output_tokens=row["output_tokens"],
+        latency_ms=row["latency_ms"], settled_at=row["settled_at"], expired=bool(row["expired"]),
+    )
+
+
+def to_ledger_entry(row: sqlite3.Row) -> LedgerEntry:
+    return LedgerEntry(
+        seq=row["seq"], decision_id=row["decision_id"], tenant=row["tenant"],
+        key_id=row["key_id"], model=row["model"], amount_micros=row["amount_micros"],
+        at=row["at"], kind=row["kind"],
+    )
+
+
+def to_job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        tenant=row["tenant"], job_id=row["job_id"], status=row["status"],
+        completed_at=row["completed_at"], total_cost_micros=row["total_cost_micros"],
+        steps=row["steps"], total_latency_ms=row["total_latency_ms"],
+        models=tuple(json.loads(row["models"])),
+        per_model=tuple((m, n, c) for m, n, c in json.loads(row["per_model"])),
+    )
+
+
+def job_params(job: JobRecord) -> tuple[object, ...]:
+    return (
+        job.tenant, job.job_id, job.status, job.completed_at, job.total_cost_micros, job.steps,
+        job.total_latency_ms, json.dumps(list(job.models)),
+        json.dumps([list(p) for p in job.per_model]),
+    )

@@ -1,0 +1,160 @@
+"""Route, ReportOutcome and CompleteJob through a real server: a job's cost, idempotency, policy, budgets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
+
+from tests.conftest import auth
+from tests.helpers import RunningServer
+
+
+def task(**kw: Any) -> types_pb2.TaskProfile:
+    base = {
+        "role": types_pb2.ROLE_EXECUTOR,
+        "task_class": "bugfix/python",
+        "est_input_tokens": 20_000,
+        "est_output_tokens": 1_500,
+    }
+    base.update(kw)
+    return types_pb2.TaskProfile(**base)
+
+
+def route(stub: Any, job_id: str, key: str = "admin", **kw: Any) -> router_pb2.RouteDecision:
+    req = router_pb2.RouteRequest(
+        request_id=kw.pop("request_id", uuid.uuid4().hex), job_id=job_id, task=kw.pop("task", task()), **kw
+    )
+    return stub.Route(req, metadata=auth(key), timeout=5)
+
+
+def test_job_routes_reports_completes_and_costs_what_was_charged(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    job = f"job-{uuid.uuid4().hex}"
+    charged = 0.0
+    models = []
+    for role, status in (
+        (types_pb2.ROLE_PLANNER, 1),
+        (types_pb2.ROLE_EXECUTOR, 2),
+        (types_pb2.ROLE_EXECUTOR, 1),
+        (types_pb2.ROLE_REVIEWER, 1),
+    ):
+        d = route(stub, job, task=task(role=role), explain=True)
+        assert d.model.model_id and d.reserved_usd > 0 and d.expected.cost_usd > 0
+        assert d.reason and len(d.candidates) == 4
+        ack = stub.ReportOutcome(
+            router_pb2.OutcomeReport(
+                decision_id=d.decision_id,
+                status=status,
+                latency_ms=1200,
+                usage=types_pb2.Usage(input_tokens=18_000, cached_input_tokens=6_000, output_tokens=1_200),
+            ),
+            metadata=auth(),
+            timeout=5,
+        )
+        assert not ack.duplicate and ack.charged_usd > 0
+        assert (
+            ack.charged_usd + ack.released_usd == pytest.approx(d.reserved_usd, abs=1e-6)
+            or ack.charged_usd > d.reserved_usd
+        )
+        charged += ack.charged_usd
+        models.append(d.model.model_id)
+    summary = stub.CompleteJob(
+        router_pb2.JobOutcome(job_id=job, status=types_pb2.JOB_STATUS_SUCCEEDED), metadata=auth(), timeout=5
+    )
+    assert summary.steps == 4
+    assert summary.total_cost_usd == pytest.approx(charged, abs=1e-6)
+    assert list(summary.models) == list(dict.fromkeys(models))
+    assert sum(m.steps for m in summary.per_model) == 4
+    again = stub.CompleteJob(
+        router_pb2.JobOutcome(job_id=job, status=types_pb2.JOB_STATUS_SUCCEEDED), metadata=auth(), timeout=5
+    )
+    assert again.duplicate and again.total_cost_usd == summary.total_cost_usd
+
+
+def test_report_prices_cached_tokens_at_the_cached_price(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    d = route(stub, "pricing", task=task(), constraints=types_pb2.Constraints(allowed_models=["big-coder"]))
+    ack = stub.ReportOutcome(
+        router_pb2.OutcomeReport(
+            decision_id=d.decision_id,
+            status=1,
+            usage=types_pb2.Usage(input_tokens=1_000_000, cached_input_tokens=400_000, output_tokens=100_000),
+        ),
+        metadata=auth(),
+        timeout=5,
+    )
+    # big-coder: $3 in, $0.30 cached, $15 out per million.
+    assert ack.charged_usd == pytest.approx(0.6 * 3.0 + 0.4 * 0.30 + 0.1 * 15.0, abs=1e-6)
+
+
+def test_route_is_idempotent_on_request_id(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    rid = uuid.uuid4().hex
+    first = route(stub, "idem", request_id=rid)
+    second = route(stub, "idem", request_id=rid)
+    assert second.replayed and not first.replayed
+    assert second.decision_id == first.decision_id and second.model.model_id == first.model.model_id
+    ack = stub.ReportOutcome(
+        router_pb2.OutcomeReport(decision_id=first.decision_id, status=1), metadata=auth(), timeout=5
+    )
+    dup = stub.ReportOutcome(
+        router_pb2.OutcomeReport(decision_id=first.decision_id, status=1), metadata=auth(), timeout=5
+    )
+    assert not ack.duplicate and dup.duplicate and dup.charged_usd == ack.charged_usd
+
+
+def test_tenant_policy_requires_licensed_models(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    for _ in range(5):
+        assert route(stub, "lic", key="beta").model.model_id == "licensed-coder"
+
+
+def test_no_eligible_model_says_which_constraint_excluded_what(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        route(stub, "none", key="beta", task=task(required_capabilities=["vision"]))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    detail = info.value.details()
+    assert "provenance" in detail and "capabilities" in detail and "licensed-coder" in detail
+
+
+def test_failed_model_is_not_picked_again_on_retry(channel: grpc.Channel) -> None:
+    stub = router_pb2_grpc.RouterStub(channel)
+    first = route(stub, "esc", explore=False)
+    retry = route(stub, "esc", attempt=2, failed_models=[first.model.model_id], explore=False)
+    assert retry.model.model_id != first.model.model_id
+    assert first.model.model_id not in [f.model_id for f in retry.fallbacks]
+
+
+def test_hard_budget_refuses_with_window_and_reset(fresh_server: RunningServer) -> None:
+    with grpc.insecure_channel(fresh_server.address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        # The test tenant has a $50 day limit; big steps on the strongest model exhaust it.
+        huge = task(est_input_tokens=2_000_000, est_output_tokens=500_000)
+        refused = None
+        for _ in range(40):
+            try:
+                d = route(stub, "spend", task=huge, constraints=types_pb2.Constraints(allowed_models=["big-coder"]))
+            except grpc.RpcError as exc:
+                refused = exc
+                break
+            stub.ReportOutcome(
+                router_pb2.OutcomeReport(decision_id=d.decision_id, status=1, cost_usd=d.reserved_usd),
+                metadata=auth(),
+                timeout=5,
+            )
+        assert refused is not None and refused.code() in (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            grpc.StatusCode.FAILED_PRECONDITION,
+        )
+        budget = budgets_pb2_grpc.BudgetsStub(ch).GetBudget(budgets_pb2.GetBudgetRequest(), metadata=auth(), timeout=5)
+        day = next(w for w in budget.windows if w.scope == "tenant" and w.window == types_pb2.WINDOW_DAY)
+        assert day.has_limit and day.spent_usd <= 50.0 + 1e-9 and day.spent_usd > 40.0
+        assert day.resets_at.endswith("T00:00:00Z")
+        # Past the soft limit the cost cap steers to cheaper models before refusing outright.
+        cheap = route(stub, "spend", task=task())
+        assert cheap.model.model_id != "big-coder"

@@ -1,0 +1,38 @@
+"""Store fixtures: `make_store` and `store` are parametrized over every backend in BACKENDS."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+SERVICE = Path(__file__).resolve().parents[2] / "service"
+if str(SERVICE) not in sys.path:  # the package is not installed when tests run from a checkout
+    sys.path.insert(0, str(SERVICE))
+
+from modelyard.store import SqliteStore, Store  # noqa: E402
+
+StoreFactory = Callable[[], Store]
+
+
+def _sqlite(tmp_path: Path) -> StoreFactory:
+    return lambda: SqliteStore(tmp_path / "store.db")
+
+
+# backend name -> (tmp_path -> factory of new, unopened stores that share one database)
+BACKENDS: dict[str, Callable[[Path], StoreFactory]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> AsyncIterator[Store]:
+    s = make_store()
+    await s.open()
+    yield s
+    await s.close()

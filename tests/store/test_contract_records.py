@@ -1,0 +1,125 @@
+"""Store contract, part 2: ledger, job summaries, learned state and durability, on every backend."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from conftest import StoreFactory
+from store_helpers import T0, ledger_total, limits, reservation, settle, usage_of
+
+from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
+
+
+async def test_ledger_sum_equals_spent_counters(store: Store):
+    rng = random.Random(3)
+    for i in range(60):
+        key = f"k{i % 3}"
+        rec, _ = await store.reserve(reservation(rng.randint(1, 500), key_id=key, ttl=30),
+                                     limits(key_id=key), T0)
+        if i % 4:
+            await settle(store, rec.decision_id, rng.randint(0, 600))
+    await store.expire(T0 + 30, charge=True)
+    entries = await store.ledger()
+    assert len(entries) == 60 and len({e.decision_id for e in entries}) == 60
+    for w in Window:
+        tenant = await usage_of(store, TENANT, "acme", w, T0)
+        assert (tenant.spent_micros, tenant.reserved_micros) == (ledger_total(entries), 0)
+        for key in ("k0", "k1", "k2"):
+            spent = (await usage_of(store, KEY, key, w, T0)).spent_micros
+            assert spent == ledger_total([e for e in entries if e.key_id == key])
+
+
+async def test_ledger_filters_by_tenant_and_time(store: Store):
+    for tenant, at in (("acme", T0), ("beta", T0 + 10), ("acme", T0 + 20)):
+        rec, _ = await store.reserve(reservation(5, tenant=tenant), [], T0)
+        await settle(store, rec.decision_id, 4, tenant=tenant, now=at)
+    assert [e.at for e in await store.ledger()] == [T0, T0 + 10, T0 + 20]
+    assert [e.at for e in await store.ledger(tenant="acme")] == [T0, T0 + 20]
+    assert [e.at for e in await store.ledger(tenant="acme", since=T0 + 1)] == [T0 + 20]
+    assert await store.ledger(since=T0 + 21) == []
+
+
+async def _job(store: Store) -> list[str]:
+    """Four steps of job-1: settled on model-b (routed to a), settled on a, open on a, expired."""
+    ids = []
+    for estimate in (100, 200, 300):
+        rec, _ = await store.reserve(reservation(estimate), limits(), T0)
+        ids.append(rec.decision_id)
+    rec, _ = await store.reserve(reservation(400, model="model-c", ttl=1), limits(), T0)
+    ids.append(rec.decision_id)
+    await store.reserve(reservation(999, job_id="job-2"), limits(), T0)
+    await settle(store, ids[0], 150, model_used="model-b")
+    await settle(store, ids[1], 50)
+    await store.expire(T0 + 1, charge=False)
+    return ids
+
+
+async def test_job_decisions_in_creation_order(store: Store):
+    ids = await _job(store)
+    decisions = await store.job_decisions("acme", "job-1")
+    assert [d.decision_id for d in decisions] == ids
+    assert [(d.settled, d.expired) for d in decisions] == \
+        [(True, False), (True, False), (False, False), (False, True)]
+    assert await store.job_decisions("other", "job-1") == []
+
+
+async def test_complete_job_summarizes_once(store: Store):
+    await _job(store)
+    job, duplicate = await store.complete_job("acme", "job-1", 1, T0 + 100)
+    assert not duplicate
+    assert (job.tenant, job.job_id, job.status, job.completed_at) == ("acme", "job-1", 1, T0 + 100)
+    assert job.total_cost_micros == 150 + 50 + 300 + 0  # settled, settled, open estimate, released
+    assert (job.steps, job.total_latency_ms) == (4, 500.0)
+    assert job.models == ("model-b", "model-a", "model-c")
+    assert job.per_model == (("model-b", 1, 150), ("model-a", 2, 350), ("model-c", 1, 0))
+    open_step = (await store.job_decisions("acme", "job-1"))[2]
+    await settle(store, open_step.decision_id, 1)  # later changes do not alter the record
+    again, duplicate = await store.complete_job("acme", "job-1", 2, T0 + 200)
+    assert duplicate and again == job
+
+
+async def test_complete_unknown_or_foreign_job_is_not_found(store: Store):
+    await _job(store)
+    for tenant, job_id in (("acme", "nope"), ("intruder", "job-1"), ("acme", "")):
+        with pytest.raises(JobNotFound):
+            await store.complete_job(tenant, job_id, 1, T0)
+
+
+async def test_state_round_trip(store: Store):
+    assert await store.load_state("core") is None
+    blob = bytes(range(256)) * 100
+    await store.save_state("core", blob, T0)
+    assert await store.load_state("core") == blob
+    await store.save_state("core", b"v2", T0 + 1)
+    assert await store.load_state("core") == b"v2"
+    assert await store.load_state("other") is None
+
+
+async def test_reopen_keeps_everything(make_store: StoreFactory):
+    first = make_store()
+    await first.open()
+    assert await first.ping()
+    settled, _ = await first.reserve(reservation(100, request_id="r1"), limits(), T0)
+    held, _ = await first.reserve(reservation(40, request_id="r2"), limits(), T0)
+    await settle(first, settled.decision_id, 60)
+    await first.complete_job("acme", "job-1", 1, T0)
+    await first.save_state("core", b"learned", T0)
+    await first.close()
+    assert not await first.ping()
+    with pytest.raises(StoreUnavailable):
+        await first.usage([(TENANT, "acme")], T0)
+
+    second = make_store()
+    await second.open()
+    try:
+        day = await usage_of(second, TENANT, "acme", Window.DAY, T0)
+        assert (day.spent_micros, day.reserved_micros) == (60, 40)
+        assert [e.amount_micros for e in await second.ledger()] == [60]
+        assert (await second.find_request("r2", "acme")) == await second.get_decision(
+            held.decision_id, "acme")
+        assert (await second.complete_job("acme", "job-1", 2, T0))[1] is True
+        assert await second.load_state("core") == b"learned"
+        assert (await settle(second, settled.decision_id, 60)).duplicate
+    finally:
+        await second.close()
