@@ -27,14 +27,16 @@ def _load(port: int, acked: dict[str, float], stop: threading.Event) -> None:
         task = types_pb2.TaskProfile(
             role=types_pb2.ROLE_EXECUTOR, task_class="bugfix/python", est_input_tokens=2000, est_output_tokens=300
         )
+        sent = 0
         while not stop.is_set():
+            sent += 1
             try:
                 d = stub.Route(
                     router_pb2.RouteRequest(request_id=uuid.uuid4().hex, job_id="load", task=task),
                     metadata=auth(),
                     timeout=2,
                 )
-                if len(acked) % 3 == 2:
+                if sent % 3 == 0:
                     continue  # leave some reservations unreported, as a crashing harness would
                 ack = stub.ReportOutcome(
                     router_pb2.OutcomeReport(

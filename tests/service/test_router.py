@@ -133,17 +133,20 @@ def test_failed_model_is_not_picked_again_on_retry(channel: grpc.Channel) -> Non
 def test_hard_budget_refuses_with_window_and_reset(fresh_server: RunningServer) -> None:
     with grpc.insecure_channel(fresh_server.address) as ch:
         stub = router_pb2_grpc.RouterStub(ch)
-        # The test tenant has a $50 day limit; big steps on the strongest model exhaust it.
-        huge = task(est_input_tokens=2_000_000, est_output_tokens=500_000)
+        # The test tenant has a $50 day limit; big steps ($1.80 each) on the strongest model exhaust it.
+        huge = task(est_input_tokens=100_000, est_output_tokens=100_000)
         refused = None
-        for _ in range(40):
+        for _ in range(60):
             try:
                 d = route(stub, "spend", task=huge, constraints=types_pb2.Constraints(allowed_models=["big-coder"]))
             except grpc.RpcError as exc:
                 refused = exc
                 break
             stub.ReportOutcome(
-                router_pb2.OutcomeReport(decision_id=d.decision_id, status=1, cost_usd=d.reserved_usd),
+                router_pb2.OutcomeReport(
+                    decision_id=d.decision_id, status=1,
+                    usage=types_pb2.Usage(input_tokens=100_000, output_tokens=100_000),
+                ),
                 metadata=auth(),
                 timeout=5,
             )

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-
-SERVICE = Path(__file__).resolve().parents[2] / "service"
-if str(SERVICE) not in sys.path:  # the package is not installed when tests run from a checkout
-    sys.path.insert(0, str(SERVICE))
-
-from modelyard.store import SqliteStore, Store  # noqa: E402
+from modelyard.store import SqliteStore, Store
 
 StoreFactory = Callable[[], Store]
 

@@ -6,8 +6,6 @@ import asyncio
 import random
 
 import pytest
-from store_helpers import T0, ledger_total, limits, reservation, settle, ts, usage_of
-
 from modelyard.store import (
     KEY,
     TENANT,
@@ -18,6 +16,8 @@ from modelyard.store import (
     Window,
     window_reset,
 )
+
+from tests.store.store_helpers import T0, ledger_total, limits, reservation, settle, ts, usage_of
 
 # (window, limit's scope) — every window is enforced for both scopes.
 WINDOW_SCOPES = [(w, s) for w in Window for s in (TENANT, KEY)]
@@ -82,7 +82,7 @@ def test_budget_exceeded_message_is_actionable():
 
 async def test_replay_returns_first_decision_even_when_limits_now_refuse(store: Store):
     first = reservation(80, request_id="req-1")
-    rec, replay = await store.reserve(first, limits(tenant_hard={Window.DAY: 100}), T0)
+    _, replay = await store.reserve(first, limits(tenant_hard={Window.DAY: 100}), T0)
     again = reservation(80, request_id="req-1")  # a retry gets a fresh decision id and payload
     rec2, replay2 = await store.reserve(again, limits(tenant_hard={Window.DAY: 100}), T0)
     assert (replay, replay2) == (False, True)
@@ -120,7 +120,7 @@ async def test_concurrent_reserves_never_exceed_the_hard_limit(store: Store):
 async def test_settle_moves_estimate_to_actual_and_writes_the_ledger(store: Store):
     rec, _ = await store.reserve(reservation(100), limits(), T0)
     result = await settle(store, rec.decision_id, 70, now=T0 + 5, model_used="model-b")
-    assert (result.charged_micros, result.released_micros, result.duplicate) == (70, 100, False)
+    assert (result.charged_micros, result.released_micros, result.duplicate) == (70, 30, False)
     for u in await store.usage([(TENANT, "acme"), (KEY, "k1")], T0 + 5):
         assert (u.spent_micros, u.reserved_micros) == (70, 0)
     stored = await store.get_decision(rec.decision_id, "acme")
@@ -136,7 +136,7 @@ async def test_concurrent_settles_charge_once(store: Store):
     rec, _ = await store.reserve(reservation(100), limits(), T0)
     results = await asyncio.gather(*(settle(store, rec.decision_id, 120) for _ in range(10)))
     assert sorted(r.duplicate for r in results) == [False] + [True] * 9
-    assert {(r.charged_micros, r.released_micros) for r in results} == {(120, 100)}
+    assert {(r.charged_micros, r.released_micros) for r in results} == {(120, 0)}  # over: none given back
     assert ledger_total(await store.ledger()) == 120
     assert (await usage_of(store, TENANT, "acme", Window.DAY, T0)).spent_micros == 120
 
@@ -201,3 +201,19 @@ async def test_settle_charges_the_window_the_reservation_was_made_in(
     assert (after.spent_micros, after.reserved_micros) == (0, 0)
     assert after.window_start == before.resets_at
     await store.reserve(reservation(100, now=t2), lims, t2)  # the new window starts at zero
+
+
+async def test_negative_amounts_are_rejected(store: Store):
+    with pytest.raises(ValueError):
+        await store.reserve(reservation(-1), limits(), T0)
+    rec, _ = await store.reserve(reservation(10), limits(), T0)
+    with pytest.raises(ValueError):
+        await settle(store, rec.decision_id, -5)
+    assert await store.ledger() == []
+
+
+async def test_free_settle_is_still_recorded_in_the_ledger(store: Store):
+    rec, _ = await store.reserve(reservation(10), limits(), T0)
+    assert (await settle(store, rec.decision_id, 0)).charged_micros == 0
+    assert [(e.decision_id, e.amount_micros) for e in await store.ledger()] == \
+        [(rec.decision_id, 0)]

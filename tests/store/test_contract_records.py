@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import StoreFactory
-from store_helpers import T0, ledger_total, limits, reservation, settle, usage_of
-
 from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
+
+from tests.store.conftest import StoreFactory
+from tests.store.store_helpers import T0, ledger_total, limits, reservation, settle, usage_of
 
 
 async def test_ledger_sum_equals_spent_counters(store: Store):

@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import SERVICE
-from store_helpers import T0
-
 from modelyard.store import SqliteStore
+
+from tests.store.store_helpers import T0
 
 KILL_AFTER_ACKS = (120, 300, 47)  # three runs against one file, killed at different points
 
@@ -56,7 +55,8 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 
 def _run_and_kill(db: Path, acks: int) -> list[str]:
     """Start the child, SIGKILL it after `acks` acks; every decision id it acknowledged."""
-    path = os.pathsep.join(p for p in (str(SERVICE), os.environ.get("PYTHONPATH")) if p)
+    service = Path(__file__).resolve().parents[2] / "service"
+    path = os.pathsep.join(p for p in (str(service), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(db), str(T0)], stdout=subprocess.PIPE,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from store_helpers import ts
-
 from modelyard.store import Window, window_bounds, window_reset, window_start
+
+from tests.store.store_helpers import ts
 
 CASES = [
     # (now, window, start, reset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelyard.config._reader import SLUG, Reader, join
+from modelyard.config._reader import REQUIRED, SLUG, Reader, join
 from modelyard.config.schema import (
     CAPABILITIES,
     DEFAULT_PRIOR_STRENGTH,
@@ -30,11 +30,12 @@ NUMBERS = {
 
 
 def _price(r: Reader, raw: Any, p: str) -> PriceConfig:
-    d = r.mapping(raw, p, PRICE_KEYS, "write { input_per_mtok, cached_input_per_mtok, output_per_mtok, "
-                  "source, as_of }")
     if raw is None:
         r.error(p, "is required", "write the list price per million tokens with its source and as_of "
                 "date, or published: false with a note when the maker publishes none")
+        return PriceConfig(None, None, None, None, None, published=False)
+    d = r.mapping(raw, p, PRICE_KEYS, "write { input_per_mtok, cached_input_per_mtok, output_per_mtok, "
+                  "source, as_of }")
     published = r.boolean(d, "published", p, "write false when the maker publishes no price", True)
     note = r.text(d, "note", p, "write a short note", default=None)
     nums = {k: r.number(d, k, p, fix, default=None, lo=0) for k, fix in NUMBERS.items()}
@@ -65,17 +66,11 @@ def _price(r: Reader, raw: Any, p: str) -> PriceConfig:
         input_per_mtok=nums["input_per_mtok"] if priced else None,
         cached_input_per_mtok=cached if priced else None,
         output_per_mtok=nums["output_per_mtok"] if priced else None,
-        source=r.url(d, "source", p, src_fix, default=None if not need_source else _required()),
-        as_of=r.day(d, "as_of", p, date_fix, default=None if not need_source else _required()),
+        source=r.url(d, "source", p, src_fix, default=REQUIRED if need_source else None),
+        as_of=r.day(d, "as_of", p, date_fix, default=REQUIRED if need_source else None),
         published=published,
         note=note,
     )
-
-
-def _required() -> Any:
-    from modelyard.config._reader import REQUIRED
-
-    return REQUIRED
 
 
 def _params(r: Reader, raw: Any, p: str) -> ParamsConfig:

@@ -19,6 +19,16 @@ from modelyard.config.errors import Problem
 REQUIRED: Any = object()
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Values that look like credentials. Secrets come from the environment, never from the file.
+SECRET = re.compile(
+    r"(?<![A-Za-z0-9])(sk-[A-Za-z0-9_\-]{6,}|sk_(live|test)_[A-Za-z0-9]{6,}|AKIA[0-9A-Z]{16}"
+    r"|AIza[0-9A-Za-z_\-]{30,}|gh[pousr]_[A-Za-z0-9]{20,}|xox[abpr]-[A-Za-z0-9-]{10,}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|Bearer\s+[A-Za-z0-9._\-]{12,})"
+)
+
+
+def redact(s: str) -> str:
+    return s[:4] + "…" if len(s) > 4 else "…"
 
 
 def show(value: Any) -> str:
@@ -28,6 +38,8 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        if SECRET.search(value):
+            return f'"{redact(value)}" (redacted)'
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, dict):
         return "a mapping"
@@ -195,7 +207,8 @@ class Reader:
             where = join(join(path, key), i)
             if vocab is not None and item not in vocab:
                 close = difflib.get_close_matches(str(item), vocab, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(vocab)}"
+                hint = f"use one of: {', '.join(vocab)}"
+                hint = f"did you mean '{close[0]}'? ({hint})" if close else hint
                 self.error(where, f"unknown name {show(item)}", hint)
             elif vocab is None and (not isinstance(item, str) or (pattern and not pattern.match(item))):
                 self.error(where, f"must be {what}, got {show(item)}", fix)

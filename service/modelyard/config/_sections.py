@@ -53,7 +53,7 @@ def server(r: Reader, raw: Any) -> ServerConfig:
 
 def store(r: Reader, raw: Any, base_dir: Path) -> StoreConfig:
     p = "store"
-    d = r.mapping(raw, p, ("kind", *StoreConfig.__slots__[1:]), "write store settings as a mapping")
+    d = r.mapping(raw, p, StoreConfig.__slots__, "write store settings as a mapping")
     kind = r.choice(d, "kind", p, ("sqlite", "redis"),
                     "use sqlite for one node, redis when several replicas share budgets", "sqlite")
     sq = r.mapping(d.get("sqlite"), join(p, "sqlite"), ("path",), 'write e.g. { path: "./modelyard.db" }')

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 ROLES: tuple[str, ...] = ("planner", "executor", "reviewer", "explorer", "summarizer", "orchestrator")
 ROLE_IDS: Mapping[str, int] = MappingProxyType({name: i + 1 for i, name in enumerate(ROLES)})
@@ -23,6 +24,10 @@ ENDPOINT_APIS: tuple[str, ...] = ("openai", "anthropic")
 # Generic priors by tier (1 cheap worker … 4 frontier); deliberately not tuned to any benchmark.
 TIER_PRIORS: Mapping[int, float] = MappingProxyType({1: 0.35, 2: 0.5, 3: 0.65, 4: 0.7})
 DEFAULT_PRIOR_STRENGTH = 2.0
+
+
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class RoutingConfig:
     job_credit_weight: float = 0.5
     learning: str = "shared"  # "shared" | "per_tenant"
     default_tokens: TokenDefaults = TokenDefaults()
-    escalation: Mapping[str, EscalationConfig] = MappingProxyType({})  # role name → policy
+    escalation: Mapping[str, EscalationConfig] = field(default_factory=_empty)  # role name → policy
     breaker: BreakerConfig = BreakerConfig()
     drift: DriftConfig = DriftConfig()
 
@@ -208,7 +213,7 @@ class PolicyConfig:
     required_provenance: tuple[str, ...] = ()
     allowed_models: tuple[str, ...] = ()  # empty = all
     denied_models: tuple[str, ...] = ()
-    roles: Mapping[str, RolePolicy] = MappingProxyType({})  # role name → extra limits
+    roles: Mapping[str, RolePolicy] = field(default_factory=_empty)  # role name → extra limits
 
 
 @dataclass(frozen=True, slots=True)

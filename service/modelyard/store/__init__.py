@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from modelyard.store.base import (
@@ -39,15 +38,15 @@ DEFAULT_SQLITE_PATH = "modelyard.db"
 def open_store(kind: Any = "sqlite", /, **opts: Any) -> Store:
     """A not-yet-opened Store (call `await store.open()`).
 
-    `kind` is a backend name ("sqlite"; "redis" later) with its options as keywords
-    (sqlite: path, busy_timeout_ms), or a store config object carrying `kind`/`backend` and
-    those options as attributes.
+    `kind` is a backend name with its options as keywords (sqlite: path, busy_timeout_ms), or a
+    `modelyard.config.StoreConfig` (read by attribute: `kind`, `sqlite.path`).
     """
     if not isinstance(kind, str):
-        cfg = kind
-        kind = getattr(cfg, "kind", None) or getattr(cfg, "backend", "sqlite")
-        opts = {name: getattr(cfg, name) for name in ("path", "busy_timeout_ms")
-                if getattr(cfg, name, None) is not None} | opts
+        cfg, kind = kind, kind.kind
+        if kind == "sqlite":
+            opts = {"path": cfg.sqlite.path, **opts}
     if kind == "sqlite":
-        return SqliteStore(Path(opts.pop("path", DEFAULT_SQLITE_PATH)), **opts)
-    raise ValueError(f"unknown store kind {kind!r}; expected 'sqlite'")
+        return SqliteStore(opts.pop("path", DEFAULT_SQLITE_PATH), **opts)
+    if kind == "redis":
+        raise ValueError("store kind 'redis' is not available in this build yet; use 'sqlite'")
+    raise ValueError(f"unknown store kind {kind!r}; expected 'sqlite' or 'redis'")

@@ -26,7 +26,7 @@ from modelyard.store.base import (
     SettleResult,
     WindowUsage,
 )
-from modelyard.store.summary import summarize_job
+from modelyard.store.summary import released_micros, summarize_job
 from modelyard.store.windows import WINDOWS, window_bounds
 
 
@@ -72,6 +72,8 @@ def find_request(conn: sqlite3.Connection, request_id: str, tenant: str) -> Deci
 def reserve(
     conn: sqlite3.Connection, r: Reservation, limits: Sequence[Limit], now: float,
 ) -> tuple[DecisionRecord, bool]:
+    if r.estimate_micros < 0:
+        raise ValueError(f"estimate_micros must be >= 0, got {r.estimate_micros}")
     with transaction(conn):
         existing = find_request(conn, r.request_id, r.tenant)
         if existing is not None:
@@ -124,9 +126,8 @@ def _close(
 
 
 def _closed_result(d: DecisionRecord) -> SettleResult:
-    released = d.estimate_micros if d.settled else d.estimate_micros - d.charged_micros
-    return SettleResult(d.decision_id, d.charged_micros, released, duplicate=True,
-                        expired=d.expired)
+    return SettleResult(d.decision_id, d.charged_micros, released_micros(d.estimate_micros,
+                        d.charged_micros), duplicate=True, expired=d.expired)
 
 
 def settle(
@@ -134,6 +135,8 @@ def settle(
     model_used: str, input_tokens: int, cached_input_tokens: int, output_tokens: int,
     latency_ms: float, now: float,
 ) -> SettleResult:
+    if actual_micros < 0:
+        raise ValueError(f"actual_micros must be >= 0, got {actual_micros}")
     with transaction(conn):
         row = conn.execute("SELECT * FROM decisions WHERE decision_id = ? AND tenant = ?",
                            (decision_id, tenant)).fetchone()
@@ -151,7 +154,8 @@ def settle(
              latency_ms, now, decision_id),
         )
         _close(conn, d, actual_micros, "settle", model_used, now)
-        return SettleResult(decision_id, actual_micros, d.estimate_micros, duplicate=False)
+        return SettleResult(decision_id, actual_micros,
+                            released_micros(d.estimate_micros, actual_micros), duplicate=False)
 
 
 def expire(conn: sqlite3.Connection, now: float, *, charge: bool) -> int:

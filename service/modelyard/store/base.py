@@ -79,8 +79,9 @@ class DecisionRecord:
 
 @dataclass(frozen=True, slots=True)
 class SettleResult:
-    """charged: added to spend; released: taken out of `reserved`. A duplicate repeats the figures
-    of whatever closed the decision first (a settle, or an expiry when `expired`)."""
+    """charged: added to spend; released: the part of the estimate given back to the budget,
+    max(0, estimate - charged). A duplicate repeats the figures of whatever closed the decision
+    first (a settle, or an expiry when `expired`)."""
 
     decision_id: str
     charged_micros: int

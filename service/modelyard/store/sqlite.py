@@ -35,7 +35,7 @@ class SqliteStore:
     """The Store protocol on a SQLite file; see `modelyard.store.base.Store` for the semantics."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
-        self.path = Path(path)
+        self.path = Path(path)  # ":memory:" gives a private database that close() discards
         self._busy_timeout_ms = busy_timeout_ms
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
@@ -64,7 +64,8 @@ class SqliteStore:
     async def open(self) -> None:
         if self._executor is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-sqlite")
         loop = asyncio.get_running_loop()
         try:

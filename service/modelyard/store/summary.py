@@ -1,4 +1,4 @@
-"""Backend-independent derivations from stored decisions: the job summary and a decision's cost."""
+"""Backend-independent derivations from stored decisions: job summary, cost, released amount."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from modelyard.store.base import DecisionRecord, JobRecord
 def decision_cost(d: DecisionRecord) -> int:
     """What a decision costs the budget now: its charge once closed, else its open estimate."""
     return d.charged_micros if d.settled or d.expired else d.estimate_micros
+
+
+def released_micros(estimate_micros: int, charged_micros: int) -> int:
+    """The part of a reservation given back to the budget when it closes at `charged_micros`."""
+    return max(0, estimate_micros - charged_micros)
 
 
 def summarize_job(
