@@ -9,7 +9,8 @@ from modelyard.auth import Principal
 from modelyard.budget import window_views
 from modelyard.domain import BudgetView, Constraints, TaskProfile
 from modelyard.errors import NotFound
-from modelyard.routing import _candidates, _merge_policy
+from modelyard.policy import narrow
+from modelyard.routing import _candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def learned_estimates(app: App) -> dict[str, list[ArmView]]:
 def estimate(app: App, who: Principal, task: TaskProfile, constraints: Constraints):
     rt = app.runtime
     tenant = rt.tenant(who)
-    merged = _merge_policy(constraints, tenant.policy)
+    merged = narrow(constraints, tenant.policy_for(task.role))
     cands = app.core.estimate(task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s,
                               now=app.clock())
     views = _candidates(cands)

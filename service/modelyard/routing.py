@@ -16,7 +16,6 @@ from modelyard.domain import (
     JOB_ABANDONED,
     JOB_SUCCEEDED,
     CandidateView,
-    Constraints,
     Decision,
     JobResult,
     ModelChoice,
@@ -27,24 +26,10 @@ from modelyard.domain import (
     usd_to_micros,
 )
 from modelyard.errors import BudgetExhausted, InvalidArgument, NoEligibleModel, NotFound
+from modelyard.policy import narrow
 from modelyard.pricing import call_cost_usd
 from modelyard.runtime import Runtime, TenantRuntime
 from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reservation
-
-
-def _merge_policy(req: Constraints, policy: Constraints) -> Constraints:
-    """The tenant's policy narrows whatever the request asks for; it can never be widened."""
-    allowed = req.allowed_models
-    if policy.allowed_models:
-        allowed = tuple(m for m in (allowed or policy.allowed_models) if m in policy.allowed_models)
-        if not allowed:
-            allowed = ("\x00none-allowed-by-policy",)
-    return Constraints(
-        max_cost_usd=req.max_cost_usd, max_latency_ms=req.max_latency_ms,
-        min_success_probability=req.min_success_probability, allowed_models=allowed,
-        denied_models=tuple(dict.fromkeys(req.denied_models + policy.denied_models)),
-        required_provenance=tuple(dict.fromkeys(req.required_provenance + policy.required_provenance)),
-    )
 
 
 def _choice(rt: Runtime, model_id: str) -> ModelChoice:
@@ -78,7 +63,7 @@ async def route(app: App, who: Principal, req: RouteInput) -> Decision:
         if replay is not None:
             return replay
         raise
-    constraints = _merge_policy(req.constraints, tenant.policy)
+    constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
     sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
     explore = rt.config.routing.explore if req.explore is None else req.explore
     out = app.core.route(

@@ -13,7 +13,17 @@ from typing import Any
 from modelyard.auth import KeyIndex, Principal
 from modelyard.budget import WindowLimit
 from modelyard.config import Config, to_core_catalog
-from modelyard.domain import Constraints
+from modelyard.domain import ROLE_BY_NAME, Constraints
+from modelyard.policy import narrow
+
+
+def _policy(p: Any) -> Constraints:
+    return Constraints(
+        max_cost_usd=getattr(p, "max_cost_per_step_usd", None),
+        allowed_models=tuple(p.allowed_models),
+        denied_models=tuple(p.denied_models),
+        required_provenance=tuple(p.required_provenance),
+    )
 
 
 def _limits(budgets: Any) -> Mapping[str, WindowLimit]:
@@ -32,6 +42,11 @@ class TenantRuntime:
     budgets: Mapping[str, WindowLimit]
     key_budgets: Mapping[str, Mapping[str, WindowLimit]]
     policy: Constraints
+    role_policy: Mapping[int, Constraints]
+
+    def policy_for(self, role: int) -> Constraints:
+        """The tenant-wide policy narrowed by the role's own policy, if it has one."""
+        return self.role_policy.get(role, self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +78,10 @@ def build_runtime(config: Config) -> Runtime:
             time_value_usd_per_s=t.time_value_usd_per_hour / 3600.0,
             budgets=_limits(t.budgets),
             key_budgets=MappingProxyType({k.id: _limits(k.budgets) for k in t.keys}),
-            policy=Constraints(
-                allowed_models=tuple(t.policy.allowed_models),
-                denied_models=tuple(t.policy.denied_models),
-                required_provenance=tuple(t.policy.required_provenance),
-            ),
+            policy=_policy(t.policy),
+            role_policy=MappingProxyType({
+                ROLE_BY_NAME[name]: narrow(_policy(rp), _policy(t.policy)) for name, rp in t.policy.roles.items()
+            }),
         )
     return Runtime(
         config=config, keys=KeyIndex(entries), tenants=MappingProxyType(tenants),
