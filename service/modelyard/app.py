@@ -25,6 +25,7 @@ from modelyard.store import Store, open_store
 log = logging.getLogger("modelyard")
 
 STATE_NAME = "core"
+SHARED = ""
 STATE_SAVE_INTERVAL_S = 30.0
 EXPIRY_INTERVAL_S = 5.0
 CONFIG_POLL_INTERVAL_S = 2.0
@@ -49,7 +50,9 @@ class App:
         self.runtime = runtime
         self.store = store
         self.clock = clock
-        self.core = RoutingCore(runtime.catalog)
+        # One shared core, or one per tenant when the operator keeps tenants' learning apart, so one
+        # tenant's reports cannot skew another's routing (routing.learning: per_tenant).
+        self._cores: dict[str, RoutingCore] = {SHARED: RoutingCore(runtime.catalog)}
         self.jobs = JobTracker()
         self.stats = Stats()
         self._tasks: list[asyncio.Task[None]] = []
@@ -64,10 +67,13 @@ class App:
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
-        state = await self.store.load_state(STATE_NAME)
-        if state:
-            self.core.restore(state)
-            log.info("restored learned state: %d arms", self.core.arm_count())
+        names = [SHARED] if not self.per_tenant else [t.id for t in self.runtime.config.tenants]
+        for name in names:
+            core = self.core_for(name)
+            state = await self.store.load_state(self._state_name(name))
+            if state:
+                core.restore(state)
+                log.info("restored learned state %s: %d arms", self._state_name(name), core.arm_count())
         self._tasks = [
             asyncio.create_task(self._every(self._expiry_interval(), self._expire), name="expire"),
             asyncio.create_task(self._every(STATE_SAVE_INTERVAL_S, self.save_state), name="save"),
@@ -107,11 +113,31 @@ class App:
         if n:
             log.info("expired %d unreported reservations (%s)", n, "charged" if charge else "released")
 
-    async def save_state(self) -> None:
-        await self.store.save_state(STATE_NAME, self.core.snapshot(), self.clock())
+    # learned state --------------------------------------------------------------------------
+    @property
+    def per_tenant(self) -> bool:
+        return self.runtime.config.routing.learning == "per_tenant"
 
-    def drain_core_events(self) -> None:
-        for event in self.core.drain_events():
+    def core_for(self, tenant: str) -> RoutingCore:
+        key = tenant if self.per_tenant else SHARED
+        core = self._cores.get(key)
+        if core is None:
+            core = self._cores[key] = RoutingCore(self.runtime.catalog)
+        return core
+
+    @staticmethod
+    def _state_name(key: str) -> str:
+        return STATE_NAME if key == SHARED else f"{STATE_NAME}:{key}"
+
+    def cores(self) -> dict[str, RoutingCore]:
+        return dict(self._cores)
+
+    async def save_state(self) -> None:
+        for key, core in list(self._cores.items()):
+            await self.store.save_state(self._state_name(key), core.snapshot(), self.clock())
+
+    def drain_core_events(self, core: RoutingCore) -> None:
+        for event in core.drain_events():
             if event.kind == "drift":
                 self.stats.drift_events += 1
             log.warning("core event %s: %s", event.kind, event.detail)
@@ -140,7 +166,8 @@ class App:
         try:
             config = load_config(self.config_path)
             new = build_runtime(config)
-            self.core.set_catalog(new.catalog)
+            for core in self._cores.values():
+                core.set_catalog(new.catalog)
         except (ConfigError, ValueError, OSError) as exc:
             log.error("config reload rejected, keeping %s: %s", old.version, exc)
             raise ConfigRejected(f"config reload rejected, still serving {old.version}: {exc}") from exc

@@ -26,10 +26,10 @@ class ArmView:
     latency_ms: float
 
 
-def learned_estimates(app: App) -> dict[str, list[ArmView]]:
+def learned_estimates(app: App, who: Principal) -> dict[str, list[ArmView]]:
     """The core's arms grouped by model, for ListModels and the leaderboard."""
     out: dict[str, list[ArmView]] = {}
-    for a in app.core.arms():
+    for a in app.core_for(who.tenant).arms():
         out.setdefault(a.model, []).append(ArmView(
             model=a.model, role=a.role, task_class=a.task_class, evidence=a.evidence,
             success_mean=a.success_mean, success_low=a.success_low, success_high=a.success_high,
@@ -42,7 +42,7 @@ def estimate(app: App, who: Principal, task: TaskProfile, constraints: Constrain
     rt = app.runtime
     tenant = rt.tenant(who)
     merged = narrow(constraints, tenant.policy_for(task.role))
-    cands = app.core.estimate(task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s,
+    cands = app.core_for(who.tenant).estimate(task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s,
                               now=app.clock())
     views = _candidates(cands)
     return sorted(views, key=lambda c: (c.excluded, c.score))

@@ -66,7 +66,7 @@ async def route(app: App, who: Principal, req: RouteInput) -> Decision:
     constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
     sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
     explore = rt.config.routing.explore if req.explore is None else req.explore
-    out = app.core.route(
+    out = app.core_for(who.tenant).route(
         req, constraints=constraints, budget_cap_usd=room.cap_usd, job_failures=failures,
         sticky_model=sticky, time_value_usd_per_s=tenant.time_value_usd_per_s,
         explore=explore, seed=app.next_seed(), now=now,
@@ -145,12 +145,13 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
     if not result.duplicate:
         app.stats.outcomes += 1
         if req.status != CANCELLED:
-            app.core.report(
+            core = app.core_for(who.tenant)
+            core.report(
                 model=model_used, role=record.role, task_class=record.task_class, status=req.status,
                 input_tokens=req.input_tokens, cached_input_tokens=req.cached_input_tokens,
                 output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
             )
-            app.drain_core_events()
+            app.drain_core_events(core)
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status)
     return OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
@@ -171,8 +172,9 @@ async def complete_job(app: App, who: Principal, job_id: str, status: int) -> Jo
             steps = list(dict.fromkeys(
                 (d.model_used or d.model, d.role, d.task_class) for d in decisions if d.settled))
             if steps:
-                app.core.complete_job(steps, success=status == JOB_SUCCEEDED, now=now)
-                app.drain_core_events()
+                core = app.core_for(who.tenant)
+                core.complete_job(steps, success=status == JOB_SUCCEEDED, now=now)
+                app.drain_core_events(core)
         app.jobs.forget(who.tenant, job_id)
     return JobResult(
         job_id=job_id, status=job.status, total_cost_usd=micros_to_usd(job.total_cost_micros),

@@ -7,8 +7,9 @@ import time
 import grpc
 
 from modelyard.app import App
-from modelyard.core import CoreError
+from modelyard.core import CoreError, RoutingCore
 from modelyard.errors import InvalidArgument
+from modelyard.interceptors import principal
 from modelyard.v1 import admin_pb2, admin_pb2_grpc
 
 MAX_STATE_BYTES = 64 * 1024 * 1024
@@ -17,6 +18,10 @@ MAX_STATE_BYTES = 64 * 1024 * 1024
 class AdminServicer(admin_pb2_grpc.AdminServicer):
     def __init__(self, app: App) -> None:
         self.app = app
+
+    def _core(self) -> RoutingCore:
+        """The shared core, or the calling admin's tenant's core when learning is per tenant."""
+        return self.app.core_for(principal().tenant)
 
     async def ReloadConfig(
         self, request: admin_pb2.ReloadConfigRequest, context: grpc.aio.ServicerContext
@@ -34,7 +39,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
         return admin_pb2.GetStatsResponse(
             config_version=self.app.runtime.version, uptime_s=time.time() - s.started_at,
             decisions=s.decisions, outcomes=s.outcomes, jobs_completed=s.jobs_completed,
-            arms=self.app.core.arm_count(), drift_events=s.drift_events,
+            arms=sum(c.arm_count() for c in self.app.cores().values()), drift_events=s.drift_events,
             decisions_by_model=[admin_pb2.ModelCount(model_id=m, count=n)
                                 for m, n in s.decisions_by_model.most_common()],
             store=self.app.runtime.config.store.kind,
@@ -43,7 +48,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def ExportState(
         self, request: admin_pb2.ExportStateRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.ExportStateResponse:
-        return admin_pb2.ExportStateResponse(state=self.app.core.snapshot(), arms=self.app.core.arm_count())
+        return admin_pb2.ExportStateResponse(state=self._core().snapshot(), arms=self._core().arm_count())
 
     async def ImportState(
         self, request: admin_pb2.ImportStateRequest, context: grpc.aio.ServicerContext
@@ -54,10 +59,10 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
             raise InvalidArgument("state", f"is larger than {MAX_STATE_BYTES} bytes")
         try:
             if request.merge:
-                self.app.core.merge(request.state)
+                self._core().merge(request.state)
             else:
-                self.app.core.restore(request.state)
+                self._core().restore(request.state)
         except CoreError as exc:
             raise InvalidArgument("state", f"is not a modelyard state snapshot: {exc}") from exc
         await self.app.save_state()
-        return admin_pb2.ImportStateResponse(arms=self.app.core.arm_count())
+        return admin_pb2.ImportStateResponse(arms=self._core().arm_count())

@@ -48,7 +48,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServicer):
         self, request: catalog_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.ListModelsResponse:
         rt = self.app.runtime
-        learned = queries.learned_estimates(self.app) if request.include_estimates else {}
+        learned = queries.learned_estimates(self.app, principal()) if request.include_estimates else {}
         return catalog_pb2.ListModelsResponse(
             models=[_model_info(m, learned.get(m.id, [])) for m in rt.config.models],
             config_version=rt.version,
