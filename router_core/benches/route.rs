@@ -1,1 +1,87 @@
-fn main(){}
+//! Criterion benches: one decision among 64 candidates with 1,000 warm task classes, and one
+//! outcome update.
+
+use _core::{Core, Report, Request, Role, Status};
+use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
+
+const MODELS: usize = 64;
+const CLASSES: usize = 1_000;
+
+fn catalog() -> String {
+    let models: Vec<String> = (0..MODELS)
+        .map(|i| {
+            format!(
+                r#"{{"id":"model-{i}","provider":"prov-{}","tier":{},"price_in":{},"price_cached_in":{},
+                "price_out":{},"context_window":200000,"capabilities":["tools"],"provenance":["audited"],
+                "prior_success":{},"prior_strength":4}}"#,
+                i % 8,
+                1 + i % 3,
+                0.1 + i as f64 * 0.1,
+                0.01 + i as f64 * 0.01,
+                0.4 + i as f64 * 0.3,
+                0.5 + (i % 40) as f64 / 100.0
+            )
+        })
+        .collect();
+    format!(r#"{{"models":[{}]}}"#, models.join(","))
+}
+
+fn report(i: usize, now: f64) -> Report {
+    Report {
+        model: format!("model-{}", i % MODELS),
+        role: Role::from_number(2).unwrap_or_else(|_| unreachable!()),
+        task_class: format!("class-{}", (i / MODELS) % CLASSES),
+        status: if i % 3 == 0 {
+            Status::Failure
+        } else {
+            Status::Success
+        },
+        input_tokens: 10_000,
+        cached_input_tokens: 5_000,
+        output_tokens: 800,
+        latency_ms: 3_000.0,
+        now,
+        weight: 1.0,
+    }
+}
+
+fn warm() -> Core {
+    let core = Core::new(&catalog()).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..MODELS * CLASSES {
+        core.report(&report(i, 1_000.0))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    core
+}
+
+fn benches(c: &mut Criterion) {
+    let core = warm();
+    let mut req = Request::new(
+        Role::from_number(2).unwrap_or_else(|_| unreachable!()),
+        "class-500",
+        2_000.0,
+    );
+    req.capabilities = vec!["tools".into()];
+    req.time_value_usd_per_s = 0.01;
+    req.explore = std::env::var("NOEXPLORE").is_err();
+    let mut seed = 0u64;
+    c.bench_function("route_64_models_1000_classes", |b| {
+        b.iter(|| {
+            seed += 1;
+            req.seed = seed;
+            black_box(core.route(black_box(&req)))
+        });
+    });
+    let mut i = 0usize;
+    let reports: Vec<Report> = (0..4096).map(|k| report(k * 7, 2_000.0)).collect();
+    c.bench_function("report_update", |b| {
+        b.iter(|| {
+            i = (i + 1) % reports.len();
+            black_box(core.report(black_box(&reports[i])))
+        });
+    });
+}
+
+criterion_group!(route, benches);
+criterion_main!(route);

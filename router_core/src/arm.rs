@@ -74,7 +74,10 @@ impl ArmTable {
 
     /// Number of (model, role, task_class) arms, pooled levels not counted.
     pub fn leaf_count(&self) -> usize {
-        self.arms.iter().filter(|(k, _)| k.class != ALL_CLASSES).count()
+        self.arms
+            .iter()
+            .filter(|(k, _)| k.class != ALL_CLASSES)
+            .count()
     }
 
     /// Drops learned sums but keeps interned names (the catalog's keys point into them).
@@ -113,7 +116,8 @@ impl ArmTable {
     /// Factor turning stored sums into evidence as seen at `now`: exp(λ·(t0 − now)), capped at 1
     /// so a caller with a lagging clock never sees more evidence than was observed.
     pub fn read_scale(&self, now: f64, lambda: f64) -> f64 {
-        self.t0.map_or(1.0, |t0| (lambda * (t0 - now)).exp().min(1.0))
+        self.t0
+            .map_or(1.0, |t0| (lambda * (t0 - now)).exp().min(1.0))
     }
 }
 
@@ -124,7 +128,11 @@ mod tests {
     #[test]
     fn rows_find_arms_by_model_key() {
         let mut t = ArmTable::default();
-        let k = ArmKey { model: 3, role: 2, class: 7 };
+        let k = ArmKey {
+            model: 3,
+            role: 2,
+            class: 7,
+        };
         t.get_mut_or_insert(k).sums.successes = 1.0;
         assert_eq!(t.get(k).unwrap().sums.successes, 1.0);
         assert!(t.get(ArmKey { model: 2, ..k }).is_none());
@@ -137,7 +145,13 @@ mod tests {
         let lambda = std::f64::consts::LN_2 / 100.0;
         let mut t = ArmTable::default();
         let w = t.weight_at(50.0, 100.0, lambda);
-        t.get_mut_or_insert(ArmKey { model: 0, role: 1, class: 0 }).sums.successes += w;
+        t.get_mut_or_insert(ArmKey {
+            model: 0,
+            role: 1,
+            class: 0,
+        })
+        .sums
+        .successes += w;
         let before = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
         t.weight_at(250.0, 100.0, lambda);
         assert_eq!(t.t0, Some(200.0));

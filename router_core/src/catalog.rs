@@ -85,7 +85,10 @@ pub struct BreakerPolicy {
 
 impl Default for BreakerPolicy {
     fn default() -> Self {
-        Self { failures_to_open: 5, open_s: 30.0 }
+        Self {
+            failures_to_open: 5,
+            open_s: 30.0,
+        }
     }
 }
 
@@ -101,7 +104,12 @@ pub struct DriftPolicy {
 
 impl Default for DriftPolicy {
     fn default() -> Self {
-        Self { enabled: true, window: 20.0, margin: 0.2, z: 3.0 }
+        Self {
+            enabled: true,
+            window: 20.0,
+            margin: 0.2,
+            z: 3.0,
+        }
     }
 }
 
@@ -175,7 +183,14 @@ impl Catalog {
         let de = &mut serde_json::Deserializer::from_str(json);
         let raw: RawCatalog = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            CoreError::field(if path == "." { "catalog".to_string() } else { path }, e.into_inner())
+            CoreError::field(
+                if path == "." {
+                    "catalog".to_string()
+                } else {
+                    path
+                },
+                e.into_inner(),
+            )
         })?;
         let policy = validate_policy(raw.routing)?;
         let mut tags = FxHashMap::default();
@@ -188,7 +203,10 @@ impl Catalog {
                 return Err(CoreError::field(f("id"), "must not be empty"));
             }
             if by_id.insert(m.id.clone(), i).is_some() {
-                return Err(CoreError::field(f("id"), format!("duplicate model id {:?}", m.id)));
+                return Err(CoreError::field(
+                    f("id"),
+                    format!("duplicate model id {:?}", m.id),
+                ));
             }
             let price_in = non_negative(&f("price_in"), m.price_in)?;
             let price_out = non_negative(&f("price_out"), m.price_out)?;
@@ -236,7 +254,13 @@ impl Catalog {
                 output_tokens_per_s: m.output_tokens_per_s,
             });
         }
-        Ok(Self { models, policy, by_id, tags, providers })
+        Ok(Self {
+            models,
+            policy,
+            by_id,
+            tags,
+            providers,
+        })
     }
 
     /// Decay rate λ (per second) from the half-life.
@@ -271,20 +295,32 @@ fn validate_policy(r: RawRouting) -> Result<Policy> {
             .ok()
             .and_then(|n| Role::from_number(n).ok())
             .ok_or_else(|| {
-                CoreError::field(format!("routing.escalation.{key}"), "key must be a role number 1..6")
+                CoreError::field(
+                    format!("routing.escalation.{key}"),
+                    "key must be a role number 1..6",
+                )
             })?;
         escalation[role.index()] = Some(rule);
     }
     if r.breaker.failures_to_open == 0 {
-        return Err(CoreError::field("routing.breaker.failures_to_open", "must be ≥ 1, got 0"));
+        return Err(CoreError::field(
+            "routing.breaker.failures_to_open",
+            "must be ≥ 1, got 0",
+        ));
     }
     non_negative("routing.breaker.open_s", r.breaker.open_s)?;
     let d = r.drift;
     if !(d.window.is_finite() && d.window >= 2.0) {
-        return Err(CoreError::field("routing.drift.window", format!("must be ≥ 2, got {}", d.window)));
+        return Err(CoreError::field(
+            "routing.drift.window",
+            format!("must be ≥ 2, got {}", d.window),
+        ));
     }
     if !(d.margin > 0.0 && d.margin < 1.0) {
-        return Err(CoreError::field("routing.drift.margin", format!("must be in (0, 1), got {}", d.margin)));
+        return Err(CoreError::field(
+            "routing.drift.margin",
+            format!("must be in (0, 1), got {}", d.margin),
+        ));
     }
     non_negative("routing.drift.z", d.z)?;
     Ok(Policy {

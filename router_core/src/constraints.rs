@@ -55,7 +55,11 @@ impl Resolved {
         let min_tier = catalog.policy.escalation[req.role.index()]
             .filter(|e| req.job_failures >= e.after_failures)
             .map(|e| e.min_tier);
-        Self { capabilities: ids(&req.capabilities), provenance: ids(&req.provenance), min_tier }
+        Self {
+            capabilities: ids(&req.capabilities),
+            provenance: ids(&req.provenance),
+            min_tier,
+        }
     }
 }
 
@@ -70,20 +74,22 @@ pub fn static_exclusion(
     res: &Resolved,
     breaker_open: bool,
 ) -> Option<Constraint> {
-    let window_need = req.min_context.max(req.est_input_tokens + req.est_output_tokens);
+    let window_need = req
+        .min_context
+        .max(req.est_input_tokens + req.est_output_tokens);
     if !has_all(&spec.capabilities, res.capabilities.as_ref()) {
         Some(Constraint::Capabilities)
     } else if window_need > spec.context_window {
         Some(Constraint::ContextWindow)
-    } else if !req.allowed.is_empty() && !req.allowed.iter().any(|a| *a == spec.id) {
+    } else if !req.allowed.is_empty() && !req.allowed.contains(&spec.id) {
         Some(Constraint::Allowed)
-    } else if req.denied.iter().any(|d| *d == spec.id) {
+    } else if req.denied.contains(&spec.id) {
         Some(Constraint::Denied)
     } else if !has_all(&spec.provenance, res.provenance.as_ref()) {
         Some(Constraint::Provenance)
     } else if breaker_open {
         Some(Constraint::CircuitOpen)
-    } else if req.attempt > 1 && req.failed_models.iter().any(|f| *f == spec.id) {
+    } else if req.attempt > 1 && req.failed_models.contains(&spec.id) {
         Some(Constraint::FailedEarlier)
     } else if res.min_tier.is_some_and(|t| spec.tier < t) {
         Some(Constraint::MinTier)
@@ -108,16 +114,26 @@ pub fn estimate_exclusion(req: &Request, est: &Estimate) -> Option<Constraint> {
 }
 
 /// A human sentence for an exclusion (built only when explaining).
-pub fn describe(c: Constraint, spec: &ModelSpec, req: &Request, res: &Resolved, est: &Estimate) -> String {
+pub fn describe(
+    c: Constraint,
+    spec: &ModelSpec,
+    req: &Request,
+    res: &Resolved,
+    est: &Estimate,
+) -> String {
     match c {
         Constraint::Capabilities => {
-            format!("{} lacks a required capability of {:?}", spec.id, req.capabilities)
+            format!(
+                "{} lacks a required capability of {:?}",
+                spec.id, req.capabilities
+            )
         }
         Constraint::ContextWindow => format!(
             "{} has a {}-token window; the step needs {} (min_context {}, est. {} in + {} out)",
             spec.id,
             spec.context_window,
-            req.min_context.max(req.est_input_tokens + req.est_output_tokens),
+            req.min_context
+                .max(req.est_input_tokens + req.est_output_tokens),
             req.min_context,
             req.est_input_tokens,
             req.est_output_tokens
@@ -125,7 +141,10 @@ pub fn describe(c: Constraint, spec: &ModelSpec, req: &Request, res: &Resolved, 
         Constraint::Allowed => format!("{} is not in the allow list", spec.id),
         Constraint::Denied => format!("{} is in the deny list", spec.id),
         Constraint::Provenance => {
-            format!("{} lacks a required provenance tag of {:?}", spec.id, req.provenance)
+            format!(
+                "{} lacks a required provenance tag of {:?}",
+                spec.id, req.provenance
+            )
         }
         Constraint::CircuitOpen => format!(
             "the circuit breaker of {} (provider {:?}) is open after repeated errors",

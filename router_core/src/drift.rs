@@ -73,7 +73,9 @@ impl DriftState {
             return None;
         }
         let pooled = (p_fast * n_fast + p_slow * n_slow) / (n_fast + n_slow);
-        let se = (pooled * (1.0 - pooled) * (1.0 / n_fast + 1.0 / n_slow)).sqrt().max(1e-9);
+        let se = (pooled * (1.0 - pooled) * (1.0 / n_fast + 1.0 / n_slow))
+            .sqrt()
+            .max(1e-9);
         if diff / se < policy.z {
             return None;
         }
@@ -99,7 +101,11 @@ mod tests {
         let mut i = 0;
         for &(ok, n) in outcomes {
             for _ in 0..n {
-                if ok { s += 1.0 } else { f += 1.0 }
+                if ok {
+                    s += 1.0;
+                } else {
+                    f += 1.0;
+                }
                 if let Some(found) = st.observe(ok, 1.0, s, f, policy) {
                     s *= found.shrink;
                     f *= found.shrink;
@@ -112,13 +118,22 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn table_of_drift_cases() {
         let p = DriftPolicy::default();
-        let off = DriftPolicy { enabled: false, ..p };
+        let off = DriftPolicy {
+            enabled: false,
+            ..p
+        };
         // (name, outcome runs, policy, expected number of events)
         let cases: &[(&str, Vec<(bool, usize)>, DriftPolicy, usize)] = &[
             ("stable", vec![(true, 300)], p, 0),
-            ("noisy but stable", (0..100).map(|i| (i % 5 != 0, 3)).collect(), p, 0),
+            (
+                "noisy but stable",
+                (0..100).map(|i| (i % 5 != 0, 3)).collect(),
+                p,
+                0,
+            ),
             ("collapse", vec![(true, 300), (false, 30)], p, 1),
             ("collapse disabled", vec![(true, 300), (false, 30)], off, 0),
             ("too little evidence", vec![(true, 5), (false, 5)], p, 0),

@@ -12,7 +12,9 @@ pub struct CoreError {
 impl CoreError {
     /// An error about one named field, e.g. `field("models[3].price_out", "must be ≥ 0, got -1")`.
     pub fn field(field: impl fmt::Display, problem: impl fmt::Display) -> Self {
-        Self { message: format!("{field}: {problem}") }
+        Self {
+            message: format!("{field}: {problem}"),
+        }
     }
 
     pub fn message(&self) -> &str {
@@ -35,7 +37,10 @@ pub fn finite(field: &str, value: f64) -> Result<f64> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(CoreError::field(field, format!("must be finite, got {value}")))
+        Err(CoreError::field(
+            field,
+            format!("must be finite, got {value}"),
+        ))
     }
 }
 

@@ -27,8 +27,17 @@ pub fn no_model_reason(catalog: &Catalog, rows: &[Scored]) -> String {
         if n > 0 {
             out.push_str(", ");
         }
-        let shown = names.iter().take(NAMES_SHOWN).copied().collect::<Vec<_>>().join(", ");
-        let more = if names.len() > NAMES_SHOWN { ", …" } else { "" };
+        let shown = names
+            .iter()
+            .take(NAMES_SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = if names.len() > NAMES_SHOWN {
+            ", …"
+        } else {
+            ""
+        };
         let _ = write!(out, "{} excluded {} ({shown}{more})", c.name(), names.len());
     }
     out
@@ -71,6 +80,10 @@ pub fn pick_reason(
          ({excluded} excluded){}",
         id(pick),
         rows[pick].score,
-        if sticky == Some(pick) { "; it is also the sticky model" } else { "" }
+        if sticky == Some(pick) {
+            "; it is also the sticky model"
+        } else {
+            ""
+        }
     )
 }

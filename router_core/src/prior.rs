@@ -51,7 +51,10 @@ impl Beta {
     fn as_parent(self) -> Self {
         let s = self.strength().min(POOL_CAP);
         let m = self.mean();
-        Self { alpha: m * s, beta: (1.0 - m) * s }
+        Self {
+            alpha: m * s,
+            beta: (1.0 - m) * s,
+        }
     }
 }
 
@@ -100,10 +103,34 @@ mod tests {
         // (name, model level, role level, arm, expected mean range)
         let cases = [
             ("catalog prior only", None, None, None, (0.699, 0.701)),
-            ("model evidence flows down", Some(arm(100.0, 0.0)), None, None, (0.95, 1.0)),
-            ("arm evidence dominates", Some(arm(100.0, 0.0)), None, Some(arm(0.0, 100.0)), (0.0, 0.1)),
-            ("few arm outcomes are shrunk", None, None, Some(arm(0.0, 2.0)), (0.4, 0.65)),
-            ("role level in between", None, Some(arm(0.0, 50.0)), None, (0.0, 0.2)),
+            (
+                "model evidence flows down",
+                Some(arm(100.0, 0.0)),
+                None,
+                None,
+                (0.95, 1.0),
+            ),
+            (
+                "arm evidence dominates",
+                Some(arm(100.0, 0.0)),
+                None,
+                Some(arm(0.0, 100.0)),
+                (0.0, 0.1),
+            ),
+            (
+                "few arm outcomes are shrunk",
+                None,
+                None,
+                Some(arm(0.0, 2.0)),
+                (0.4, 0.65),
+            ),
+            (
+                "role level in between",
+                None,
+                Some(arm(0.0, 50.0)),
+                None,
+                (0.0, 0.2),
+            ),
         ];
         for (name, m, r, a, (lo, hi)) in cases {
             let p = success_posterior(&sp, m.as_ref(), r.as_ref(), a.as_ref(), 1.0).mean();
@@ -117,6 +144,9 @@ mod tests {
         let a = arm(0.0, 20.0);
         let fresh = success_posterior(&sp, None, None, Some(&a), 1.0).mean();
         let stale = success_posterior(&sp, None, None, Some(&a), 0.01).mean();
-        assert!(fresh < stale && (stale - 0.7).abs() < 0.05, "{fresh} {stale}");
+        assert!(
+            fresh < stale && (stale - 0.7).abs() < 0.05,
+            "{fresh} {stale}"
+        );
     }
 }

@@ -79,7 +79,10 @@ impl Request {
         }
         if let Some(m) = self.min_success {
             if !(0.0..=1.0).contains(&m) {
-                return Err(CoreError::field("min_success", format!("must be in [0, 1], got {m}")));
+                return Err(CoreError::field(
+                    "min_success",
+                    format!("must be in [0, 1], got {m}"),
+                ));
             }
         }
         if self.est_cached_input_tokens > self.est_input_tokens {

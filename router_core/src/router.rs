@@ -57,7 +57,11 @@ impl Core {
         let mut table = ArmTable::default();
         let catalog = Catalog::parse(catalog_json, |id| table.models.intern(id))?;
         Ok(Self {
-            state: RwLock::new(State { catalog, table, last_now: f64::NEG_INFINITY }),
+            state: RwLock::new(State {
+                catalog,
+                table,
+                last_now: f64::NEG_INFINITY,
+            }),
             breakers: Mutex::new(Breakers::default()),
             breakers_active: AtomicUsize::new(0),
             events: Mutex::new(Vec::new()),
@@ -93,9 +97,14 @@ impl Core {
         }
         let mut breakers = self.breakers.lock();
         let mut events = Vec::new();
-        let gate = Gate { breakers: &mut breakers, take_probe, events: &mut events };
+        let gate = Gate {
+            breakers: &mut breakers,
+            take_probe,
+            events: &mut events,
+        };
         let d = decide(&st.catalog, &st.table, req, Some(gate));
-        self.breakers_active.store(breakers.active(), Ordering::Release);
+        self.breakers_active
+            .store(breakers.active(), Ordering::Release);
         drop(breakers);
         if !events.is_empty() {
             self.events.lock().extend(events);
@@ -110,20 +119,33 @@ impl Core {
         finite("now", r.now)?;
         non_negative("latency_ms", r.latency_ms)?;
         if !(r.weight.is_finite() && r.weight > 0.0) {
-            return Err(CoreError::field("weight", format!("must be > 0, got {}", r.weight)));
+            return Err(CoreError::field(
+                "weight",
+                format!("must be > 0, got {}", r.weight),
+            ));
         }
         let mut events = Vec::new();
         {
             let mut guard = self.state.write();
             let st = &mut *guard;
             let policy = st.catalog.policy.clone();
-            let w = st.table.weight_at(r.now, policy.half_life_s, st.catalog.lambda()) * r.weight;
+            let w = st
+                .table
+                .weight_at(r.now, policy.half_life_s, st.catalog.lambda())
+                * r.weight;
             let model = st.table.models.intern(&r.model);
             let class = st.table.classes.intern(&r.task_class);
             let role = r.role.number();
             let levels = [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES), (role, class)];
             for (role, class) in levels {
-                add_outcome(&mut st.table.get_mut_or_insert(ArmKey { model, role, class }).sums, r, w);
+                add_outcome(
+                    &mut st
+                        .table
+                        .get_mut_or_insert(ArmKey { model, role, class })
+                        .sums,
+                    r,
+                    w,
+                );
             }
             if r.status != Status::Cancelled {
                 let scale = st.table.read_scale(r.now, st.catalog.lambda());
@@ -145,9 +167,16 @@ impl Core {
                 }
             }
             st.last_now = st.last_now.max(r.now);
-            let provider = st.catalog.by_id.get(&r.model).map(|&i| st.catalog.models[i].provider.clone());
+            let provider = st
+                .catalog
+                .by_id
+                .get(&r.model)
+                .map(|&i| st.catalog.models[i].provider.clone());
             let mut b = self.breakers.lock();
-            let keys = [Some(BreakerKey::Model(r.model.clone())), provider.filter(|p| !p.is_empty()).map(BreakerKey::Provider)];
+            let keys = [
+                Some(BreakerKey::Model(r.model.clone())),
+                provider.filter(|p| !p.is_empty()).map(BreakerKey::Provider),
+            ];
             for key in keys.into_iter().flatten() {
                 if let Some(t) = b.on_outcome(key.clone(), r.status, r.now, &policy.breaker) {
                     events.push(breaker_event(t.kind(), &key, r.now));
@@ -162,7 +191,12 @@ impl Core {
     }
 
     /// Credits every distinct (model, role, task_class) of a finished job with its outcome.
-    pub fn complete_job(&self, steps: &[(String, Role, String)], success: bool, now: f64) -> Result<()> {
+    pub fn complete_job(
+        &self,
+        steps: &[(String, Role, String)],
+        success: bool,
+        now: f64,
+    ) -> Result<()> {
         finite("now", now)?;
         let distinct: BTreeSet<_> = steps.iter().collect();
         let mut st = self.state.write();
@@ -175,9 +209,20 @@ impl Core {
         for (model, role, class) in distinct {
             let model = st.table.models.intern(model);
             let class = st.table.classes.intern(class);
-            for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role.number(), ALL_CLASSES), (role.number(), class)] {
-                let s = &mut st.table.get_mut_or_insert(ArmKey { model, role, class }).sums;
-                if success { s.successes += w } else { s.failures += w }
+            for (role, class) in [
+                (ALL_ROLES, ALL_CLASSES),
+                (role.number(), ALL_CLASSES),
+                (role.number(), class),
+            ] {
+                let s = &mut st
+                    .table
+                    .get_mut_or_insert(ArmKey { model, role, class })
+                    .sums;
+                if success {
+                    s.successes += w;
+                } else {
+                    s.failures += w;
+                }
             }
         }
         st.last_now = st.last_now.max(now);
@@ -188,16 +233,35 @@ impl Core {
     pub fn arms(&self) -> Vec<ArmStats> {
         let st = self.state.read();
         let (t, cat) = (&st.table, &st.catalog);
-        let scale = if st.last_now.is_finite() { t.read_scale(st.last_now, cat.lambda()) } else { 1.0 };
+        let scale = if st.last_now.is_finite() {
+            t.read_scale(st.last_now, cat.lambda())
+        } else {
+            1.0
+        };
         let mut out: Vec<ArmStats> = t
             .iter()
             .filter(|(k, _)| k.class != ALL_CLASSES)
             .map(|(k, a)| {
                 let s = &a.sums;
-                let spec = cat.by_id.get(t.models.name(k.model)).map(|&i| &cat.models[i]);
+                let spec = cat
+                    .by_id
+                    .get(t.models.name(k.model))
+                    .map(|&i| &cat.models[i]);
                 let (mean, lo, hi, cost) = spec.map_or((0.0, 0.0, 0.0, 0.0), |spec| {
-                    let lv = |role, class| t.get(ArmKey { model: k.model, role, class });
-                    let post = success_posterior(spec, lv(ALL_ROLES, ALL_CLASSES), lv(k.role, ALL_CLASSES), Some(a), scale);
+                    let lv = |role, class| {
+                        t.get(ArmKey {
+                            model: k.model,
+                            role,
+                            class,
+                        })
+                    };
+                    let post = success_posterior(
+                        spec,
+                        lv(ALL_ROLES, ALL_CLASSES),
+                        lv(k.role, ALL_CLASSES),
+                        Some(a),
+                        scale,
+                    );
                     let (lo, hi) = post.interval(Z90);
                     (post.mean(), lo, hi, mean_cost(spec, s))
                 });
@@ -217,7 +281,9 @@ impl Core {
                 }
             })
             .collect();
-        out.sort_by(|a, b| (&a.model, a.role, &a.task_class).cmp(&(&b.model, b.role, &b.task_class)));
+        out.sort_by(|a, b| {
+            (&a.model, a.role, &a.task_class).cmp(&(&b.model, b.role, &b.task_class))
+        });
         out
     }
 
@@ -271,7 +337,10 @@ fn add_outcome(s: &mut Sums, r: &Report, w: f64) {
         s.cached_plain += w * r.cached_input_tokens.min(r.input_tokens) as f64;
         s.output_plain += w * r.output_tokens as f64;
     }
-    if matches!(r.status, Status::Success | Status::Failure | Status::Timeout) {
+    if matches!(
+        r.status,
+        Status::Success | Status::Failure | Status::Timeout
+    ) {
         s.latency.add(w, r.latency_ms);
     }
 }
@@ -281,6 +350,10 @@ fn mean_cost(spec: &crate::catalog::ModelSpec, s: &Sums) -> f64 {
         return 0.0;
     }
     let t_in = s.input_plain / s.tokens_in.w;
-    let share = if s.input_plain > 0.0 { s.cached_plain / s.input_plain } else { 0.0 };
+    let share = if s.input_plain > 0.0 {
+        s.cached_plain / s.input_plain
+    } else {
+        0.0
+    };
     step_cost(spec, t_in, share, s.output_plain / s.tokens_in.w)
 }

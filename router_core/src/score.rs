@@ -43,7 +43,9 @@ pub struct Estimate {
 /// Dollar cost of a step from token counts and per-million prices.
 pub fn step_cost(spec: &ModelSpec, tokens_in: f64, cached_share: f64, tokens_out: f64) -> f64 {
     let cached = tokens_in * cached_share;
-    ((tokens_in - cached) * spec.price_in + cached * spec.price_cached_in + tokens_out * spec.price_out)
+    ((tokens_in - cached) * spec.price_in
+        + cached * spec.price_cached_in
+        + tokens_out * spec.price_out)
         / 1e6
 }
 
@@ -60,7 +62,11 @@ pub fn estimate(spec: &ModelSpec, lv: Levels<'_>, scale: f64, req: &Request) -> 
         None => (est_in, est_out, prior_latency_ms(spec, est_out), 0.0),
         Some(a) => {
             let s = &a.sums;
-            let t_in = if est_in > 0.0 { s.tokens_in.shrunk_mean(est_in, TOKEN_PRIOR_WEIGHT, scale) } else { 0.0 };
+            let t_in = if est_in > 0.0 {
+                s.tokens_in.shrunk_mean(est_in, TOKEN_PRIOR_WEIGHT, scale)
+            } else {
+                0.0
+            };
             let t_out = s.tokens_out.shrunk_mean(est_out, TOKEN_PRIOR_WEIGHT, scale);
             let prior = prior_latency_ms(spec, t_out);
             let w = s.latency.w * scale;
@@ -107,7 +113,12 @@ mod tests {
             (1_000_000, 1_000_000, 0, 0.3),
             (1_000_000, 500_000, 0, 1.65),
             (0, 0, 1_000_000, 15.0),
-            (10_000, 8_000, 1_000, (2_000.0 * 3.0 + 8_000.0 * 0.3 + 1_000.0 * 15.0) / 1e6),
+            (
+                10_000,
+                8_000,
+                1_000,
+                (2_000.0 * 3.0 + 8_000.0 * 0.3 + 1_000.0 * 15.0) / 1e6,
+            ),
         ];
         for (i, c, o, want) in cases {
             let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
@@ -115,7 +126,11 @@ mod tests {
             r.est_cached_input_tokens = c;
             r.est_output_tokens = o;
             let e = estimate(&sp, Levels::default(), 1.0, &r);
-            assert!((e.cost_usd - want).abs() < 1e-9, "{i} {c} {o}: {}", e.cost_usd);
+            assert!(
+                (e.cost_usd - want).abs() < 1e-9,
+                "{i} {c} {o}: {}",
+                e.cost_usd
+            );
         }
     }
 
@@ -139,7 +154,10 @@ mod tests {
             arm.sums.tokens_out.add(1.0, 100.0);
         }
         let r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
-        let lv = Levels { arm: Some(&arm), ..Levels::default() };
+        let lv = Levels {
+            arm: Some(&arm),
+            ..Levels::default()
+        };
         let e = estimate(&sp, lv, 1.0, &r);
         assert!(e.tokens_out < 120.0, "{}", e.tokens_out);
     }

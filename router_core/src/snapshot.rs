@@ -5,6 +5,7 @@
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
 
+use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
 use crate::arm::{ArmKey, ArmTable, ALL_CLASSES};
@@ -45,7 +46,12 @@ pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u
         })
         .collect();
     arms.sort_by(|a, b| (&a.model, a.role, &a.class).cmp(&(&b.model, b.role, &b.class)));
-    let body = Body { half_life_s, t0: table.t0, last_now, arms };
+    let body = Body {
+        half_life_s,
+        t0: table.t0,
+        last_now,
+        arms,
+    };
     let mut out = MAGIC.to_vec();
     out.extend_from_slice(&VERSION.to_le_bytes());
     let bytes = bincode::serialize(&body).map_err(|e| CoreError::field("snapshot", e))?;
@@ -57,30 +63,43 @@ pub struct Decoded(Body);
 
 pub fn decode(data: &[u8]) -> Result<Decoded> {
     if data.len() < 12 || &data[..8] != MAGIC {
-        return Err(CoreError::field("snapshot", "not a modelyard core snapshot (bad magic)"));
+        return Err(CoreError::field(
+            "snapshot",
+            "not a modelyard core snapshot (bad magic)",
+        ));
     }
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let version = u32::from_le_bytes(v);
     if version != VERSION {
-        return Err(CoreError::field("snapshot.version", format!("unsupported version {version}, expected {VERSION}")));
+        return Err(CoreError::field(
+            "snapshot.version",
+            format!("unsupported version {version}, expected {VERSION}"),
+        ));
     }
-    use bincode::Options as _;
     let body: Body = bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .allow_trailing_bytes()
         .with_limit(MAX_BODY)
         .deserialize(&data[12..])
         .map_err(|e| CoreError::field("snapshot", format!("corrupt body: {e}")))?;
-    if body.t0.is_some_and(|t| !t.is_finite()) || !body.last_now.is_finite() && body.last_now != f64::NEG_INFINITY {
+    if body.t0.is_some_and(|t| !t.is_finite())
+        || !body.last_now.is_finite() && body.last_now != f64::NEG_INFINITY
+    {
         return Err(CoreError::field("snapshot.t0", "must be finite"));
     }
     for (i, a) in body.arms.iter().enumerate() {
         if a.role > 6 {
-            return Err(CoreError::field(format!("snapshot.arms[{i}].role"), format!("must be 0..6, got {}", a.role)));
+            return Err(CoreError::field(
+                format!("snapshot.arms[{i}].role"),
+                format!("must be 0..6, got {}", a.role),
+            ));
         }
         if !a.sums.is_finite() {
-            return Err(CoreError::field(format!("snapshot.arms[{i}].sums"), "must be finite and ≥ 0"));
+            return Err(CoreError::field(
+                format!("snapshot.arms[{i}].sums"),
+                "must be finite and ≥ 0",
+            ));
         }
     }
     Ok(Decoded(body))
@@ -99,12 +118,22 @@ impl Decoded {
         let f = (-lambda * (t_new - ts)).exp();
         for a in &self.0.arms {
             let model = table.models.intern(&a.model);
-            let class = a.class.as_deref().map_or(ALL_CLASSES, |c| table.classes.intern(c));
+            let class = a
+                .class
+                .as_deref()
+                .map_or(ALL_CLASSES, |c| table.classes.intern(c));
             let mut sums = a.sums;
             if f != 1.0 {
                 sums.scale(f);
             }
-            table.get_mut_or_insert(ArmKey { model, role: a.role, class }).sums.merge(&sums);
+            table
+                .get_mut_or_insert(ArmKey {
+                    model,
+                    role: a.role,
+                    class,
+                })
+                .sums
+                .merge(&sums);
         }
     }
 }

@@ -100,7 +100,10 @@ impl LatencySums {
     fn merge(&mut self, o: &Self) {
         self.w += o.w;
         self.wx += o.wx;
-        self.hist.iter_mut().zip(o.hist.iter()).for_each(|(a, b)| *a += b);
+        self.hist
+            .iter_mut()
+            .zip(o.hist.iter())
+            .for_each(|(a, b)| *a += b);
     }
 }
 
@@ -165,7 +168,10 @@ impl Sums {
             self.latency.w,
             self.latency.wx,
         ];
-        fields.iter().chain(self.latency.hist.iter()).all(|v| v.is_finite() && *v >= -1e-9)
+        fields
+            .iter()
+            .chain(self.latency.hist.iter())
+            .all(|v| v.is_finite() && *v >= -1e-9)
     }
 }
 
@@ -176,6 +182,7 @@ pub fn epoch_start(now: f64, half_life_s: f64) -> f64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::field_reassign_with_default)]
 mod tests {
     use super::*;
 

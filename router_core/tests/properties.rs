@@ -1,0 +1,146 @@
+//! Property tests: finite positive scores, exclusions hold, snapshots round-trip, merge algebra,
+//! determinism under a seed.
+
+mod common;
+
+use _core::{Core, Report, Role, Status};
+use proptest::prelude::*;
+
+fn outcome() -> impl Strategy<Value = (usize, u8, usize, f64, u64, f64)> {
+    // (model, status, class, time, output tokens, latency)
+    (
+        0usize..3,
+        1u8..=5,
+        0usize..3,
+        0.0f64..20_000.0,
+        0u64..50_000,
+        0.0f64..100_000.0,
+    )
+}
+
+fn apply(core: &Core, events: &[(usize, u8, usize, f64, u64, f64)]) {
+    let models = ["cheap", "mid", "strong"];
+    for &(m, s, c, t, out, lat) in events {
+        core.report(&Report {
+            model: models[m].into(),
+            role: Role::from_number(2).unwrap(),
+            task_class: format!("class{c}"),
+            status: Status::from_number(i64::from(s)).unwrap(),
+            input_tokens: 1_000,
+            cached_input_tokens: 100,
+            output_tokens: out,
+            latency_ms: lat,
+            now: t,
+            weight: 1.0,
+        })
+        .unwrap();
+    }
+}
+
+fn core_with(events: &[(usize, u8, usize, f64, u64, f64)]) -> Core {
+    let c = Core::new(&common::catalog_json(r#","drift":{"enabled":false}"#)).unwrap();
+    apply(&c, events);
+    c
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
+}
+
+fn same_estimates(a: &Core, b: &Core, now: f64) -> bool {
+    ["class0", "class1", "class2"].iter().all(|cls| {
+        let mut r = common::req(now);
+        r.task_class = (*cls).into();
+        let (ea, eb) = (a.estimate(&r).unwrap(), b.estimate(&r).unwrap());
+        ea.iter().zip(&eb).all(|(x, y)| {
+            close(x.score, y.score)
+                && close(x.evidence, y.evidence)
+                && close(x.success_probability, y.success_probability)
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn scores_are_finite_positive_and_exclusions_hold(
+        events in prop::collection::vec(outcome(), 0..40),
+        seed in any::<u64>(), tv in 0.0f64..10.0, max_cost in prop::option::of(0.0f64..0.5),
+        deny in 0usize..4, attempt in 1u32..3, explore in any::<bool>(),
+    ) {
+        let c = core_with(&events);
+        let mut r = common::req(20_000.0);
+        r.seed = seed;
+        r.time_value_usd_per_s = tv;
+        r.max_cost_usd = max_cost;
+        r.explore = explore;
+        r.explain = true;
+        r.attempt = attempt;
+        r.failed_models = vec!["mid".into()];
+        if deny < 3 { r.denied = vec![["cheap", "mid", "strong"][deny].into()]; }
+        let d = c.route(&r).unwrap();
+        for cand in &d.candidates {
+            prop_assert!(cand.score.is_finite() && cand.score > 0.0, "{:?}", cand);
+            let chosen = d.model.as_deref() == Some(&cand.model) || d.fallbacks.contains(&cand.model);
+            prop_assert_eq!(chosen, !cand.excluded);
+            if max_cost.is_some_and(|m| cand.cost_usd > m) { prop_assert!(cand.excluded); }
+        }
+        if let Some(m) = &d.model {
+            prop_assert!(!r.denied.contains(m));
+            prop_assert!(attempt == 1 || m != "mid");
+        }
+        // A twin with the same history (breakers included) decides the same.
+        prop_assert_eq!(&d, &core_with(&events).route(&r).unwrap(), "deterministic under a seed");
+    }
+
+    #[test]
+    fn snapshot_round_trips(events in prop::collection::vec(outcome(), 0..40)) {
+        let a = core_with(&events);
+        let bytes = a.snapshot().unwrap();
+        let b = core_with(&[]);
+        b.restore(&bytes).unwrap();
+        prop_assert_eq!(&bytes, &b.snapshot().unwrap());
+        let e = core_with(&[]);
+        e.merge(&bytes).unwrap();
+        prop_assert_eq!(&bytes, &e.snapshot().unwrap(), "merge into empty = restore");
+    }
+
+    #[test]
+    fn merge_is_commutative_and_associative(
+        x in prop::collection::vec(outcome(), 0..20),
+        y in prop::collection::vec(outcome(), 0..20),
+        z in prop::collection::vec(outcome(), 0..20),
+    ) {
+        let (sx, sy, sz) = (core_with(&x).snapshot().unwrap(), core_with(&y).snapshot().unwrap(), core_with(&z).snapshot().unwrap());
+        let xy = core_with(&[]); xy.merge(&sx).unwrap(); xy.merge(&sy).unwrap();
+        let yx = core_with(&[]); yx.merge(&sy).unwrap(); yx.merge(&sx).unwrap();
+        prop_assert!(same_estimates(&xy, &yx, 20_000.0));
+        let left = core_with(&[]); left.merge(&xy.snapshot().unwrap()).unwrap(); left.merge(&sz).unwrap();
+        let yz = core_with(&[]); yz.merge(&sy).unwrap(); yz.merge(&sz).unwrap();
+        let right = core_with(&[]); right.merge(&sx).unwrap(); right.merge(&yz.snapshot().unwrap()).unwrap();
+        prop_assert!(same_estimates(&left, &right, 20_000.0));
+    }
+}
+
+#[test]
+fn corrupt_snapshots_are_rejected_with_a_field() {
+    let c = common::core();
+    for bad in [
+        &b"nope"[..],
+        b"MYRCORE\0\x09\0\0\0",
+        b"MYRCORE\0\x01\0\0\0\xff",
+    ] {
+        let e = c.restore(bad).unwrap_err().to_string();
+        assert!(e.starts_with("snapshot"), "{e}");
+    }
+}
+
+#[test]
+fn merging_replicas_equals_one_core_seeing_everything() {
+    let all = core_with(&[(0, 1, 0, 100.0, 10, 10.0), (1, 2, 0, 5000.0, 10, 10.0)]);
+    let a = core_with(&[(0, 1, 0, 100.0, 10, 10.0)]);
+    let b = core_with(&[(1, 2, 0, 5000.0, 10, 10.0)]);
+    a.merge(&b.snapshot().unwrap()).unwrap();
+    assert!(same_estimates(&a, &all, 6000.0));
+}

@@ -1,0 +1,328 @@
+//! One test per routing rule, table-driven where the cases are data.
+
+mod common;
+
+use _core::{Core, Request, Status};
+use common::{catalog_json, core, feed, req};
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn constraints_exclude_and_name_themselves() {
+    type Edit = fn(&mut Request);
+    // (name, request edit, model expected to be excluded, constraint)
+    let cases: &[(&str, Edit, &str, &str)] = &[
+        (
+            "capabilities",
+            |r| r.capabilities = vec!["vision".into()],
+            "mid",
+            "capabilities",
+        ),
+        (
+            "min_context",
+            |r| r.min_context = 100_000,
+            "cheap",
+            "context_window",
+        ),
+        (
+            "est tokens over window",
+            |r| r.est_input_tokens = 31_500,
+            "cheap",
+            "context_window",
+        ),
+        (
+            "allowed",
+            |r| r.allowed = vec!["mid".into()],
+            "strong",
+            "allowed",
+        ),
+        (
+            "denied",
+            |r| r.denied = vec!["cheap".into()],
+            "cheap",
+            "denied",
+        ),
+        (
+            "provenance",
+            |r| r.provenance = vec!["audited".into()],
+            "cheap",
+            "provenance",
+        ),
+        (
+            "max_cost",
+            |r| r.max_cost_usd = Some(0.01),
+            "strong",
+            "max_cost",
+        ),
+        (
+            "budget",
+            |r| r.budget_cap_usd = Some(0.01),
+            "strong",
+            "budget",
+        ),
+        (
+            "max_latency",
+            |r| {
+                r.est_output_tokens = 5_000;
+                r.max_latency_ms = Some(50_000.0);
+            },
+            "strong",
+            "max_latency",
+        ),
+        (
+            "min_success",
+            |r| r.min_success = Some(0.8),
+            "mid",
+            "min_success",
+        ),
+        (
+            "failed_earlier",
+            |r| {
+                r.attempt = 2;
+                r.failed_models = vec!["cheap".into()];
+            },
+            "cheap",
+            "failed_earlier",
+        ),
+        (
+            "failed_models ignored on attempt 1",
+            |r| r.failed_models = vec!["cheap".into()],
+            "",
+            "",
+        ),
+        (
+            "escalation min_tier",
+            |r| r.job_failures = 1,
+            "cheap",
+            "min_tier",
+        ),
+    ];
+    let c = core();
+    for (name, edit, model, constraint) in cases {
+        let mut r = req(0.0);
+        r.explain = true;
+        edit(&mut r);
+        let d = c.route(&r).unwrap();
+        for cand in &d.candidates {
+            if cand.model == *model {
+                assert!(cand.excluded, "{name}: {cand:?}");
+                assert_eq!(cand.constraint, *constraint, "{name}");
+                assert!(!cand.detail.is_empty());
+            } else if model.is_empty() {
+                assert!(!cand.excluded, "{name}: {cand:?}");
+            }
+        }
+        if !model.is_empty() {
+            assert_ne!(d.model.as_deref(), Some(*model), "{name}");
+            assert!(!d.fallbacks.iter().any(|f| f == model), "{name}");
+        }
+    }
+}
+
+#[test]
+fn nothing_eligible_lists_every_model_and_the_reason() {
+    let c = core();
+    let mut r = req(0.0);
+    r.provenance = vec!["audited".into()];
+    r.max_cost_usd = Some(0.0001);
+    let d = c.route(&r).unwrap();
+    assert_eq!(d.model, None);
+    assert_eq!(d.candidates.len(), 3);
+    assert_eq!(
+        d.reason,
+        "no model satisfies the constraints: provenance excluded 1 (cheap), max_cost excluded 2 (mid, strong)"
+    );
+}
+
+#[test]
+fn greedy_pick_is_lowest_cost_per_success_and_fallbacks_follow_the_index() {
+    let c = core();
+    let mut r = req(0.0);
+    r.explain = true;
+    let d = c.route(&r).unwrap();
+    assert_eq!(d.model.as_deref(), Some("cheap"));
+    assert_eq!(d.fallbacks, vec!["mid", "strong"]);
+    let scores: Vec<f64> = d.candidates.iter().map(|c| c.score).collect();
+    assert!(scores.windows(2).all(|w| w[0] <= w[1]), "{scores:?}");
+    assert!(!d.exploration);
+    // With a high time value the fast, reliable model wins.
+    r.time_value_usd_per_s = 1.0;
+    r.est_output_tokens = 100;
+    assert!((d.cost_per_success_usd - d.expected_cost_usd / d.success_probability).abs() < 1e-12);
+}
+
+#[test]
+fn learning_moves_the_pick() {
+    let c = core();
+    feed(&c, "cheap", "edit", Status::Failure, 40, 10.0);
+    feed(&c, "mid", "edit", Status::Success, 40, 10.0);
+    let d = c.route(&req(10.0)).unwrap();
+    assert_eq!(d.model.as_deref(), Some("mid"));
+    // Another class borrows the (model, role) evidence but less strongly.
+    let mut other = req(10.0);
+    other.task_class = "plan".into();
+    other.explain = true;
+    let cands = c.estimate(&other).unwrap();
+    let cheap = cands.iter().find(|c| c.model == "cheap").unwrap();
+    assert!(cheap.success_probability < 0.2, "{cheap:?}");
+    assert_eq!(c.arm_count(), 2);
+}
+
+#[test]
+fn evidence_decays_with_the_half_life() {
+    let c = core();
+    feed(&c, "cheap", "edit", Status::Success, 10, 0.0);
+    let at = |now: f64| c.estimate(&req(now)).unwrap()[0].evidence;
+    assert!((at(0.0) - 10.0).abs() < 1e-9);
+    assert!((at(3600.0) - 5.0).abs() < 1e-9);
+    feed(&c, "cheap", "edit", Status::Success, 1, 7300.0); // crosses two rebases
+    assert!((at(7300.0) - (10.0 * 0.5f64.powf(7300.0 / 3600.0) + 1.0)).abs() < 1e-9);
+}
+
+#[test]
+fn thompson_sampling_is_seeded_and_explores() {
+    let c = core();
+    let mut r = req(0.0);
+    r.explore = true;
+    let picks: Vec<_> = (0..200)
+        .map(|seed| {
+            r.seed = seed;
+            let a = c.route(&r).unwrap();
+            assert_eq!(a, c.route(&r).unwrap(), "same seed, same decision");
+            a
+        })
+        .collect();
+    assert!(picks.iter().any(|d| d.exploration));
+    assert!(picks
+        .iter()
+        .all(|d| d.exploration == (d.model.as_deref() != Some("cheap"))));
+}
+
+#[test]
+fn stickiness_keeps_the_model_unless_the_saving_beats_the_cache_loss() {
+    let c = core();
+    // (context tokens, expected pick, sticky flag)
+    let cases = [(0, "cheap", false), (5_000_000, "mid", true)];
+    for (ctx, want, sticky) in cases {
+        let mut r = req(0.0);
+        r.sticky_model = Some("mid".into());
+        r.context_tokens = ctx;
+        let d = c.route(&r).unwrap();
+        assert_eq!(
+            (d.model.as_deref(), d.sticky),
+            (Some(want), sticky),
+            "ctx {ctx}: {}",
+            d.reason
+        );
+    }
+}
+
+#[test]
+fn breaker_opens_half_opens_and_closes() {
+    let c = core();
+    feed(&c, "cheap", "edit", Status::Error, 2, 0.0);
+    let route = |now| c.route(&req(now)).unwrap().model;
+    assert_eq!(route(1.0).as_deref(), Some("mid"));
+    assert_eq!(route(11.0).as_deref(), Some("cheap"), "half-open probe");
+    assert_ne!(route(12.0).as_deref(), Some("cheap"), "only one probe");
+    feed(&c, "cheap", "edit", Status::Success, 1, 12.0);
+    assert_eq!(route(13.0).as_deref(), Some("cheap"));
+    let events = c.drain_events();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e.model == "cheap")
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        events.iter().any(|e| e.provider == "p1"),
+        "cheap is p1's only model"
+    );
+    assert_eq!(
+        kinds,
+        vec!["breaker_open", "breaker_half_open", "breaker_closed"]
+    );
+    // Provider breaker: p2 errors across its two models.
+    feed(&c, "mid", "edit", Status::Timeout, 1, 20.0);
+    feed(&c, "strong", "edit", Status::Timeout, 1, 20.0);
+    let mut r = req(21.0);
+    r.denied = vec!["cheap".into()];
+    let d = c.route(&r).unwrap();
+    assert_eq!(d.model, None, "{}", d.reason);
+    assert!(d.reason.contains("circuit_open excluded 2"), "{}", d.reason);
+}
+
+#[test]
+fn job_credit_reaches_each_distinct_arm_once() {
+    let c = core();
+    let role = _core::Role::from_number(2).unwrap();
+    let step = ("cheap".to_string(), role, "edit".to_string());
+    c.complete_job(&[step.clone(), step.clone()], false, 0.0)
+        .unwrap();
+    let arms = c.arms();
+    assert_eq!(arms.len(), 1);
+    assert!((arms[0].failures - 0.5).abs() < 1e-12, "{arms:?}");
+}
+
+#[test]
+fn drift_emits_one_event_and_adapts() {
+    let c = core();
+    feed(&c, "cheap", "edit", Status::Success, 200, 0.0);
+    feed(&c, "cheap", "edit", Status::Failure, 30, 0.0);
+    let drift: Vec<_> = c
+        .drain_events()
+        .into_iter()
+        .filter(|e| e.kind == "drift")
+        .collect();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (
+            drift[0].model.as_str(),
+            drift[0].role,
+            drift[0].task_class.as_str()
+        ),
+        ("cheap", 2, "edit")
+    );
+    let p = c.estimate(&req(0.0)).unwrap()[0].success_probability;
+    assert!(p < 0.5, "recent failures dominate after drift: {p}");
+}
+
+#[test]
+fn catalog_errors_name_the_field() {
+    let bad = |json: &str| Core::new(json).err().unwrap().to_string();
+    let cases = [
+        (
+            r#"{"models":[{"id":"a","price_in":1,"price_out":-1}]}"#,
+            "models[0].price_out: must be ≥ 0, got -1",
+        ),
+        (
+            r#"{"models":[{"id":"a","price_in":1,"price_out":1,"x":1}]}"#,
+            "models[0].x: unknown field",
+        ),
+        (
+            r#"{"models":[{"id":"a","price_in":1,"price_out":1,"prior_success":1.5}]}"#,
+            "models[0].prior_success",
+        ),
+        (
+            r#"{"models":[],"routing":{"half_life_s":0}}"#,
+            "routing.half_life_s",
+        ),
+        (
+            r#"{"models":[],"routing":{"escalation":{"9":{"after_failures":1,"min_tier":2}}}}"#,
+            "routing.escalation.9",
+        ),
+    ];
+    for (json, want) in cases {
+        let e = bad(json);
+        assert!(e.starts_with(want), "{e}");
+    }
+    assert!(Core::new(&catalog_json(r#","drift":{"enabled":false}"#)).is_ok());
+}
+
+#[test]
+fn set_catalog_keeps_learning() {
+    let c = core();
+    feed(&c, "mid", "edit", Status::Success, 5, 0.0);
+    c.set_catalog(r#"{"models":[{"id":"mid","price_in":1,"price_out":1}]}"#)
+        .unwrap();
+    assert_eq!(c.arm_count(), 1);
+    assert!((c.estimate(&req(0.0)).unwrap()[0].evidence - 5.0).abs() < 1e-9);
+}

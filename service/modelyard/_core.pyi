@@ -1,0 +1,128 @@
+"""Type stub for the private native module `modelyard._core` (Rust, router_core/src/bindings.rs).
+
+Import the facade `modelyard.core`, not this module. The core is pure: `now` is seconds since the
+Unix epoch passed by the caller, randomness comes from `seed`. Every method is thread-safe and
+releases the GIL while it works. Roles: 1 PLANNER … 6 ORCHESTRATOR; statuses: 1 SUCCESS,
+2 FAILURE, 3 ERROR, 4 TIMEOUT, 5 CANCELLED (docs/CONTRACTS.md).
+"""
+
+class CoreError(ValueError):
+    """Invalid catalog, argument or snapshot; the message starts with the field, e.g.
+    "models[3].price_out: must be ≥ 0, got -1"."""
+
+class Candidate:
+    """One catalog model's place in a decision."""
+    model: str
+    excluded: bool
+    constraint: str
+    """"capabilities", "context_window", "allowed", "denied", "provenance", "circuit_open",
+    "failed_earlier", "min_tier", "max_cost", "budget", "max_latency", "min_success"; "" if eligible."""
+    detail: str
+    cost_usd: float
+    success_probability: float
+    """Posterior mean of P(success) (pooled: arm ← (model, role) ← model ← catalog prior)."""
+    sampled_success: float
+    """The Thompson draw used for the score (the mean when not exploring or excluded)."""
+    latency_ms: float
+    score: float
+    """(cost + time_value · latency_s) / sampled_success; lower is better."""
+    evidence: float
+    """Decayed weighted count of this (model, role, task_class) arm's own outcomes."""
+
+class Decision:
+    model: str | None
+    """None when nothing is eligible; then `candidates` lists every model and `reason` says why."""
+    fallbacks: list[str]
+    """Remaining eligible models by ascending score (the optimal try-until-success order)."""
+    expected_cost_usd: float
+    success_probability: float
+    latency_ms: float
+    cost_per_success_usd: float
+    """expected_cost_usd / success_probability (no time value)."""
+    score: float
+    exploration: bool
+    """True when the pick differs from the greedy (posterior-mean) pick."""
+    sticky: bool
+    """True when the pick is the requested sticky_model."""
+    reason: str
+    candidates: list[Candidate]
+    """Every model when explain=True or model is None; else empty. Numbers are 0.0 when model is None."""
+
+class ArmStats:
+    model: str
+    role: int
+    task_class: str
+    n: float
+    successes: float
+    failures: float
+    mean_success: float
+    success_low: float
+    """90% interval (normal approximation of the pooled Beta posterior)."""
+    success_high: float
+    mean_cost_usd: float
+    mean_latency_ms: float
+    p90_latency_ms: float
+
+class Event:
+    kind: str
+    """"drift", "breaker_open", "breaker_half_open" or "breaker_closed"."""
+    model: str
+    """The model; "" for a provider breaker."""
+    provider: str
+    """The provider of a provider breaker; else ""."""
+    role: int
+    """Role of a drift event; 0 otherwise."""
+    task_class: str
+    detail: str
+    at: float
+
+class Core:
+    def __init__(self, catalog_json: str) -> None: ...
+    def set_catalog(self, catalog_json: str) -> None:
+        """Swap catalog and policy whole; learned arms are kept (keyed by model id)."""
+    def route(
+        self, *, role: int, task_class: str, now: float,
+        est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
+        capabilities: list[str] = ..., min_context: int = 0,
+        allowed: list[str] = ..., denied: list[str] = ..., provenance: list[str] = ...,
+        max_cost_usd: float | None = None, max_latency_ms: float | None = None,
+        min_success: float | None = None, budget_cap_usd: float | None = None,
+        attempt: int = 1, failed_models: list[str] = ..., job_failures: int = 0,
+        sticky_model: str | None = None, context_tokens: int = 0,
+        time_value_usd_per_s: float = 0.0, explore: bool = True, seed: int = 0,
+        explain: bool = False,
+    ) -> Decision:
+        """Pick a model for one step. Same seed + inputs + state → same decision. A pick of a
+        half-open model consumes its breaker probe. est_cached_input_tokens must be ≤
+        est_input_tokens; seed is an unsigned 64-bit int."""
+    def estimate(
+        self, *, role: int, task_class: str, now: float,
+        est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
+        capabilities: list[str] = ..., min_context: int = 0,
+        allowed: list[str] = ..., denied: list[str] = ..., provenance: list[str] = ...,
+        max_cost_usd: float | None = None, max_latency_ms: float | None = None,
+        min_success: float | None = None, budget_cap_usd: float | None = None,
+        attempt: int = 1, failed_models: list[str] = ..., job_failures: int = 0,
+        sticky_model: str | None = None, context_tokens: int = 0,
+        time_value_usd_per_s: float = 0.0, explore: bool = False, seed: int = 0,
+        explain: bool = True,
+    ) -> list[Candidate]:
+        """Every model's candidate row (greedy unless explore=True); consumes no probe."""
+    def report(
+        self, *, model: str, role: int, task_class: str, status: int, now: float,
+        input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
+        latency_ms: float = 0.0, weight: float = 1.0,
+    ) -> None:
+        """Learn from one step. SUCCESS counts as success; FAILURE, ERROR, TIMEOUT as failure;
+        CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers."""
+    def complete_job(self, *, steps: list[tuple[str, int, str]], success: bool, now: float) -> None:
+        """Credit each distinct (model, role, task_class) with routing.job_credit_weight."""
+    def arms(self) -> list[ArmStats]:
+        """Leaderboard of (model, role, task_class) arms, decayed to the latest time seen."""
+    def drain_events(self) -> list[Event]: ...
+    def snapshot(self) -> bytes:
+        """Versioned bytes of the learned sums (not breakers, not drift windows)."""
+    def restore(self, data: bytes) -> None: ...
+    def merge(self, data: bytes) -> None:
+        """Add another snapshot's sums after aligning epochs (commutative, associative)."""
+    def arm_count(self) -> int: ...
