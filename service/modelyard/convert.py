@@ -90,7 +90,8 @@ def task_profile(msg: types_pb2.TaskProfile, field: str, has: bool, defaults: tu
 
 def constraints(msg: types_pb2.Constraints, field: str) -> Constraints:
     def opt(name: str, upper: float) -> float | None:
-        return number(getattr(msg, name), f"{field}.{name}", upper=upper) if msg.HasField(name) else None
+        present = msg.HasField(name)  # type: ignore[arg-type]  # the names below are the optional fields
+        return number(getattr(msg, name), f"{field}.{name}", upper=upper) if present else None
 
     return Constraints(
         max_cost_usd=opt("max_cost_usd", MAX_USD),
@@ -158,7 +159,7 @@ def candidate(c: CandidateView) -> types_pb2.CandidateScore:
 
 def budget_window(v: BudgetView) -> types_pb2.BudgetWindow:
     return types_pb2.BudgetWindow(
-        scope=v.scope, subject=v.subject, window=v.window, hard_limit_usd=v.hard_usd or 0.0,
+        scope=v.scope, subject=v.subject, window=types_pb2.Window.ValueType(v.window), hard_limit_usd=v.hard_usd or 0.0,
         soft_limit_usd=v.soft_usd or 0.0, spent_usd=v.spent_usd, reserved_usd=v.reserved_usd,
         remaining_usd=v.remaining_usd or 0.0, resets_at=v.resets_at, has_limit=v.hard_usd is not None,
     )

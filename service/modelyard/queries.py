@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modelyard.app import App
 from modelyard.auth import Principal
-from modelyard.budget import window_views
+from modelyard.budget import WindowLimit, window_views
 from modelyard.domain import BudgetView, Constraints, TaskProfile
 from modelyard.errors import NotFound
 from modelyard.policy import narrow
@@ -31,9 +32,9 @@ def learned_estimates(app: App, who: Principal) -> dict[str, list[ArmView]]:
     out: dict[str, list[ArmView]] = {}
     for a in app.core_for(who.tenant).arms():
         out.setdefault(a.model, []).append(ArmView(
-            model=a.model, role=a.role, task_class=a.task_class, evidence=a.evidence,
-            success_mean=a.success_mean, success_low=a.success_low, success_high=a.success_high,
-            cost_usd=a.cost_usd, latency_ms=a.latency_ms,
+            model=a.model, role=a.role, task_class=a.task_class, evidence=a.n,
+            success_mean=a.mean_success, success_low=a.success_low, success_high=a.success_high,
+            cost_usd=a.mean_cost_usd, latency_ms=a.mean_latency_ms,
         ))
     return out
 
@@ -56,7 +57,7 @@ async def get_budget(app: App, who: Principal, tenant_id: str) -> tuple[str, tup
     if tenant is None:
         raise NotFound(f"tenant: no tenant '{tenant_id}' in the config")
     subjects = [("tenant", tenant_id)]
-    key_budgets = {}
+    key_budgets: Mapping[str, WindowLimit] = {}
     if tenant_id == who.tenant:
         subjects.append(("key", who.key_id))
         key_budgets = tenant.key_budgets.get(who.key_id, {})

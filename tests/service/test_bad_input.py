@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from modelyard.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -19,7 +20,6 @@ from modelyard.v1 import (
     router_pb2_grpc,
     types_pb2,
 )
-
 from tests.conftest import auth
 
 NAN = math.nan

@@ -11,6 +11,7 @@ import grpc
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from modelyard.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -20,7 +21,6 @@ from modelyard.v1 import (
     router_pb2_grpc,
     types_pb2,
 )
-
 from tests.conftest import auth
 from tests.helpers import RunningServer, free_port, spawn_server, write_config
 

@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 
 import grpc
+
 from modelyard.store.sqlite import SqliteStore
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
-
 from tests.conftest import auth
 from tests.helpers import free_port, spawn_server, write_config
 

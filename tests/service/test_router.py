@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 import pytest
-from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
 
+from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
 from tests.conftest import auth
 from tests.helpers import RunningServer
 
@@ -144,7 +144,8 @@ def test_hard_budget_refuses_with_window_and_reset(fresh_server: RunningServer) 
                 break
             stub.ReportOutcome(
                 router_pb2.OutcomeReport(
-                    decision_id=d.decision_id, status=1,
+                    decision_id=d.decision_id,
+                    status=1,
                     usage=types_pb2.Usage(input_tokens=100_000, output_tokens=100_000),
                 ),
                 metadata=auth(),
@@ -161,3 +162,35 @@ def test_hard_budget_refuses_with_window_and_reset(fresh_server: RunningServer) 
         # Past the soft limit the cost cap steers to cheaper models before refusing outright.
         cheap = route(stub, "spend", task=task())
         assert cheap.model.model_id != "big-coder"
+
+
+def test_list_models_shows_what_was_learned(channel: grpc.Channel) -> None:
+    from modelyard.v1 import catalog_pb2, catalog_pb2_grpc
+
+    stub = router_pb2_grpc.RouterStub(channel)
+    tc = f"learned/{uuid.uuid4().hex[:8]}"
+    for status in (1, 1, 2):
+        d = route(
+            stub, "learn", task=task(task_class=tc), constraints=types_pb2.Constraints(allowed_models=["mid-coder"])
+        )
+        stub.ReportOutcome(
+            router_pb2.OutcomeReport(
+                decision_id=d.decision_id,
+                status=status,
+                latency_ms=2000,
+                usage=types_pb2.Usage(input_tokens=20_000, output_tokens=1_500),
+            ),
+            metadata=auth(),
+            timeout=5,
+        )
+    models = (
+        catalog_pb2_grpc.CatalogStub(channel)
+        .ListModels(catalog_pb2.ListModelsRequest(include_estimates=True), metadata=auth(), timeout=5)
+        .models
+    )
+    mid = next(m for m in models if m.model_id == "mid-coder")
+    est = next(e for e in mid.estimates if e.task_class == tc and e.role == types_pb2.ROLE_EXECUTOR)
+    assert est.evidence == pytest.approx(3.0, rel=0.05)
+    assert est.success_low < est.success_probability < est.success_high
+    assert est.cost_usd > 0 and est.latency_ms > 0
+    assert mid.price.input_per_mtok == 0.30 and mid.price.source.startswith("https://")

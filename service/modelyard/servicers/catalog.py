@@ -7,7 +7,7 @@ import grpc
 from modelyard import convert, queries
 from modelyard.app import App
 from modelyard.interceptors import principal
-from modelyard.v1 import catalog_pb2, catalog_pb2_grpc
+from modelyard.v1 import catalog_pb2, catalog_pb2_grpc, types_pb2
 
 
 def _model_info(m, arms: list[queries.ArmView]) -> catalog_pb2.ModelInfo:
@@ -29,7 +29,7 @@ def _model_info(m, arms: list[queries.ArmView]) -> catalog_pb2.ModelInfo:
         capabilities=list(m.capabilities), prior_success=m.prior.success, prior_strength=m.prior.strength,
         estimates=[
             catalog_pb2.LearnedEstimate(
-                role=a.role, task_class=a.task_class, success_probability=a.success_mean,
+                role=types_pb2.Role.ValueType(a.role), task_class=a.task_class, success_probability=a.success_mean,
                 success_low=a.success_low, success_high=a.success_high, cost_usd=a.cost_usd,
                 latency_ms=a.latency_ms,
                 cost_per_success_usd=a.cost_usd / a.success_mean if a.success_mean > 0 else 0.0,

@@ -9,7 +9,7 @@ import grpc
 from modelyard import convert, routing
 from modelyard.app import App
 from modelyard.interceptors import principal
-from modelyard.v1 import router_pb2, router_pb2_grpc
+from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
@@ -47,7 +47,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
         job_id = convert.req_id(request.job_id, "job_id")
         res = await routing.complete_job(self.app, principal(), job_id, convert.job_status(request.status))
         return router_pb2.JobSummary(
-            job_id=res.job_id, status=res.status, total_cost_usd=res.total_cost_usd,
+            job_id=res.job_id, status=types_pb2.JobStatus.ValueType(res.status), total_cost_usd=res.total_cost_usd,
             total_latency_ms=res.total_latency_ms, steps=res.steps, models=list(res.models),
             per_model=[router_pb2.ModelUse(model_id=m, steps=n, cost_usd=c) for m, n, c in res.per_model],
             duplicate=res.duplicate,
