@@ -7,6 +7,7 @@ import hashlib
 from typing import Any
 
 import yaml
+
 from modelyard.config import Config, parse_config
 
 DELETE = object()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from modelyard.config import ConfigError
 
+from modelyard.config import ConfigError
 from tests.config.cfg_helpers import DELETE, minimal, mutate, parse
 
 SOURCE = "deploy/config.yaml"

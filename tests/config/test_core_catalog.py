@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from modelyard.config import load_config, to_core_catalog
 
+from modelyard.config import load_config, to_core_catalog
 from tests.config.cfg_helpers import minimal, mutate, parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modelyard.config import ConfigError, load_config, parse_config
 
+from modelyard.config import ConfigError, load_config, parse_config
 from tests.config.cfg_helpers import KEY_HASH, dump, minimal, mutate, parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
 from modelyard.store import SqliteStore, Store
 
 StoreFactory = Callable[[], Store]

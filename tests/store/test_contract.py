@@ -6,6 +6,7 @@ import asyncio
 import random
 
 import pytest
+
 from modelyard.store import (
     KEY,
     TENANT,
@@ -16,7 +17,6 @@ from modelyard.store import (
     Window,
     window_reset,
 )
-
 from tests.store.store_helpers import T0, ledger_total, limits, reservation, settle, ts, usage_of
 
 # (window, limit's scope) — every window is enforced for both scopes.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
 
+from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
 from tests.store.conftest import StoreFactory
 from tests.store.store_helpers import T0, ledger_total, limits, reservation, settle, usage_of
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from modelyard.store import SqliteStore, StoreError, StoreUnavailable, open_store
 
+from modelyard.store import SqliteStore, StoreError, StoreUnavailable, open_store
 from tests.store.store_helpers import T0, limits, reservation
 
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from modelyard.store import SqliteStore
-
 from tests.store.store_helpers import T0
 
 KILL_AFTER_ACKS = (120, 300, 47)  # three runs against one file, killed at different points

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from modelyard.store import Window, window_bounds, window_reset, window_start
 
+from modelyard.store import Window, window_bounds, window_reset, window_start
 from tests.store.store_helpers import ts
 
 CASES = [
