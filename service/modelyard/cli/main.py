@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modelyard.cli import commands
+from modelyard.cli import bench, commands, leaderboard
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scopes", default="route,report,read", help="comma-separated: route,report,read,admin")
     p.add_argument("--id", help="key id (default: <tenant>-<random>)")
     p.set_defaults(fn=commands.keys_new)
+
+    bench.register(sub)
+    leaderboard.register(sub, _server_args)
     return parser
 
 
