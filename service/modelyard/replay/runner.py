@@ -11,7 +11,6 @@ learned tokens x list price reproduce the real cost.
 
 from __future__ import annotations
 
-import inspect
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -44,7 +43,6 @@ class InProcess:
     def __init__(self, table: Table, s: Settings) -> None:
         self.table, self.s = table, s
         self.core = RoutingCore(core_catalog(table, s))
-        self._report = _cost_aware_report(self.core)
         self.job_failures = 0
 
     def route(self, job: str, task_class: str, attempt: int, failed: list[str], seed: int, now: float) -> str:
@@ -60,30 +58,17 @@ class InProcess:
         return d.model
 
     def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float) -> None:
+        # The table has billed cost only: the core learns billed / list-price-predicted cost from
+        # cost_usd and the step estimate; the tokens are the ones that cost implies at list prices.
         tin, tout = synthetic_tokens(cost, self.s.est_tokens, self.table.prices[model])
-        kw: dict[str, float | int] = {}
-        if self._report is not None:  # the core learns actual / predicted cost from these
-            kw = {"cost_usd": cost, "est_input_tokens": self.s.est_tokens[0],
-                  "est_output_tokens": self.s.est_tokens[1]}
-        (self._report or self.core.report)(
+        self.core.report(
             model=model, role=EXECUTOR, task_class=task_class, status=SUCCESS if ok else FAILURE,
-            input_tokens=tin, cached_input_tokens=0, output_tokens=tout, latency_ms=0.0, now=now, **kw)
+            input_tokens=tin, cached_input_tokens=0, output_tokens=tout, latency_ms=0.0, now=now,
+            cost_usd=cost, est_input_tokens=self.s.est_tokens[0], est_output_tokens=self.s.est_tokens[1])
 
     def complete(self, job: str, steps: list[str], task_class: str, ok: bool, now: float) -> None:
         distinct = list(dict.fromkeys((m, EXECUTOR, task_class) for m in steps))
         self.core.complete_job(distinct, success=ok, now=now)
-
-
-def _cost_aware_report(core: RoutingCore) -> Callable[..., None] | None:
-    """The report function taking `cost_usd` and the step estimate: the facade's, else the binding's."""
-    need = {"cost_usd", "est_input_tokens", "est_output_tokens"}
-    if need <= set(inspect.signature(RoutingCore.report).parameters):
-        return core.report
-    native = core._core.report
-    try:
-        return native if need <= set(inspect.signature(native).parameters) else None
-    except (TypeError, ValueError):
-        return None
 
 
 def arrival_order(n: int, seed: int) -> list[int]:
