@@ -28,21 +28,27 @@ fn catalog() -> String {
 }
 
 fn report(i: usize, now: f64) -> Report {
+    let status = if i % 3 == 0 {
+        Status::Failure
+    } else {
+        Status::Success
+    };
     Report {
-        model: format!("model-{}", i % MODELS),
-        role: Role::from_number(2).unwrap_or_else(|_| unreachable!()),
-        task_class: format!("class-{}", (i / MODELS) % CLASSES),
-        status: if i % 3 == 0 {
-            Status::Failure
-        } else {
-            Status::Success
-        },
-        input_tokens: 10_000,
+        input_tokens: 10_000 + (i % 7) as u64 * 1_000,
         cached_input_tokens: 5_000,
-        output_tokens: 800,
+        output_tokens: 800 + (i % 5) as u64 * 100,
         latency_ms: 3_000.0,
-        now,
-        weight: 1.0,
+        est_input_tokens: 10_000,
+        est_output_tokens: 800,
+        est_cached_input_tokens: 5_000,
+        cost_usd: Some(0.01 + (i % 11) as f64 * 0.001),
+        ..Report::new(
+            &format!("model-{}", i % MODELS),
+            Role::from_number(2).unwrap_or_else(|_| unreachable!()),
+            &format!("class-{}", (i / MODELS) % CLASSES),
+            status,
+            now,
+        )
     }
 }
 
@@ -63,6 +69,8 @@ fn benches(c: &mut Criterion) {
         2_000.0,
     );
     req.capabilities = vec!["tools".into()];
+    req.est_output_tokens = 800;
+    req.est_cached_input_tokens = 5_000;
     req.time_value_usd_per_s = 0.01;
     req.explore = std::env::var("NOEXPLORE").is_err();
     let mut seed = 0u64;

@@ -27,6 +27,78 @@ pub struct Arm {
     pub drift: DriftState,
 }
 
+/// A log-ratio as a decision reads it: weight (decays) and the scale-invariant moments of ln r.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RatioHot {
+    pub w: f64,
+    pub mean: f64,
+    pub var: f64,
+}
+
+/// What a decision reads of one arm, derived from its sums whenever they change and kept
+/// contiguous per row (104 bytes), so scoring a row of 64 models streams through ~7 KB instead
+/// of chasing 64 full arms. A missing arm reads as `Hot::default()`, which is "no evidence".
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Hot {
+    pub successes: f64,
+    pub failures: f64,
+    pub latency_w: f64,
+    pub latency_mean: f64,
+    /// Input tokens, output tokens, cost (see `RATIO_IN`, `RATIO_OUT`, `RATIO_COST`).
+    pub ratios: [RatioHot; 3],
+}
+
+pub const RATIO_IN: usize = 0;
+pub const RATIO_OUT: usize = 1;
+pub const RATIO_COST: usize = 2;
+
+impl Hot {
+    pub const EMPTY: Hot = Hot {
+        successes: 0.0,
+        failures: 0.0,
+        latency_w: 0.0,
+        latency_mean: 0.0,
+        ratios: [RatioHot {
+            w: 0.0,
+            mean: 0.0,
+            var: 0.0,
+        }; 3],
+    };
+
+    pub fn of(s: &Sums) -> Self {
+        let r = |l: &crate::stats::LogNormalSums| {
+            let (mean, var) = l.moments();
+            RatioHot {
+                w: l.w.max(0.0),
+                mean,
+                var,
+            }
+        };
+        Self {
+            successes: s.successes.max(0.0),
+            failures: s.failures.max(0.0),
+            latency_w: s.latency.w.max(0.0),
+            latency_mean: s.latency.mean().unwrap_or(0.0),
+            ratios: [r(&s.ratio_in), r(&s.ratio_out), r(&s.cost_ratio)],
+        }
+    }
+}
+
+/// One (role, class) row: arm slot and hot view per model key.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    slots: Vec<u32>,
+    hot: Vec<Hot>,
+}
+
+impl Row {
+    /// The hot view of `model`'s arm in this row (`Hot::EMPTY` when it has none).
+    #[inline]
+    pub fn hot(&self, model: u32) -> &Hot {
+        self.hot.get(model as usize).unwrap_or(&Hot::EMPTY)
+    }
+}
+
 /// All arms, with rows keyed by (role, class) holding one slot per model key, so a decision
 /// over N models does one hash lookup per pooling level instead of N.
 #[derive(Debug, Clone, Default)]
@@ -36,36 +108,58 @@ pub struct ArmTable {
     /// Start of the current weighting epoch; `None` until the first observation.
     pub t0: Option<f64>,
     arms: Vec<(ArmKey, Arm)>,
-    rows: FxHashMap<(u8, u32), Vec<u32>>,
+    rows: FxHashMap<(u8, u32), Row>,
 }
 
+static EMPTY_ROW: Row = Row {
+    slots: Vec::new(),
+    hot: Vec::new(),
+};
+
 impl ArmTable {
-    pub fn row(&self, role: u8, class: u32) -> Option<&[u32]> {
-        self.rows.get(&(role, class)).map(Vec::as_slice)
+    /// A row with no arms (every model reads as "no evidence").
+    pub fn empty_row() -> &'static Row {
+        &EMPTY_ROW
     }
 
-    /// The arm of `model` in a row from [`ArmTable::row`].
-    pub fn in_row(&self, row: Option<&[u32]>, model: u32) -> Option<&Arm> {
-        let slot = *row?.get(model as usize)?;
-        (slot != NO_ARM).then(|| &self.arms[slot as usize].1)
+    /// The row of (role, class); an empty row when nothing was learned there.
+    pub fn row(&self, role: u8, class: u32) -> &Row {
+        self.rows.get(&(role, class)).unwrap_or(&EMPTY_ROW)
     }
 
     pub fn get(&self, key: ArmKey) -> Option<&Arm> {
-        self.in_row(self.row(key.role, key.class), key.model)
+        let row = self.rows.get(&(key.role, key.class))?;
+        let slot = *row.slots.get(key.model as usize)?;
+        (slot != NO_ARM).then(|| &self.arms[slot as usize].1)
     }
 
-    pub fn get_mut_or_insert(&mut self, key: ArmKey) -> &mut Arm {
+    /// Applies `f` to the arm of `key` (created empty if missing) and refreshes its hot view.
+    pub fn with_arm<R>(&mut self, key: ArmKey, f: impl FnOnce(&mut Arm) -> R) -> R {
         let row = self.rows.entry((key.role, key.class)).or_default();
         let m = key.model as usize;
-        if row.len() <= m {
-            row.resize(m + 1, NO_ARM);
+        if row.slots.len() <= m {
+            row.slots.resize(m + 1, NO_ARM);
+            row.hot.resize(m + 1, Hot::EMPTY);
         }
-        if row[m] == NO_ARM {
-            row[m] = self.arms.len() as u32;
+        if row.slots[m] == NO_ARM {
+            row.slots[m] = self.arms.len() as u32;
             self.arms.push((key, Arm::default()));
         }
-        let slot = row[m] as usize;
-        &mut self.arms[slot].1
+        let arm = &mut self.arms[row.slots[m] as usize].1;
+        let out = f(arm);
+        row.hot[m] = Hot::of(&arm.sums);
+        out
+    }
+
+    /// Recomputes every hot view (after sums changed in bulk).
+    fn refresh_all(&mut self) {
+        for row in self.rows.values_mut() {
+            for (m, &slot) in row.slots.iter().enumerate() {
+                if slot != NO_ARM {
+                    row.hot[m] = Hot::of(&self.arms[slot as usize].1.sums);
+                }
+            }
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &(ArmKey, Arm)> {
@@ -106,6 +200,7 @@ impl ArmTable {
             Some(t0) if t0_new > t0 => {
                 let f = (-lambda * (t0_new - t0)).exp();
                 self.arms.iter_mut().for_each(|(_, a)| a.sums.scale(f));
+                self.refresh_all();
                 self.t0 = Some(t0_new);
             }
             Some(_) => {}
@@ -133,8 +228,10 @@ mod tests {
             role: 2,
             class: 7,
         };
-        t.get_mut_or_insert(k).sums.successes = 1.0;
+        t.with_arm(k, |a| a.sums.successes = 1.0);
         assert_eq!(t.get(k).unwrap().sums.successes, 1.0);
+        assert_eq!(t.row(2, 7).hot(3).successes, 1.0);
+        assert_eq!(t.row(2, 7).hot(2), &Hot::EMPTY);
         assert!(t.get(ArmKey { model: 2, ..k }).is_none());
         assert!(t.get(ArmKey { model: 9, ..k }).is_none());
         assert_eq!(t.leaf_count(), 1);
@@ -145,18 +242,21 @@ mod tests {
         let lambda = std::f64::consts::LN_2 / 100.0;
         let mut t = ArmTable::default();
         let w = t.weight_at(50.0, 100.0, lambda);
-        t.get_mut_or_insert(ArmKey {
+        let k = ArmKey {
             model: 0,
             role: 1,
             class: 0,
-        })
-        .sums
-        .successes += w;
+        };
+        t.with_arm(k, |a| a.sums.successes += w);
         let before = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
         t.weight_at(250.0, 100.0, lambda);
         assert_eq!(t.t0, Some(200.0));
         let after = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
         assert!((before - after).abs() < 1e-12);
         assert!((before - 0.5f64.powi(2)).abs() < 1e-9, "{before}");
+        assert_eq!(
+            t.row(1, 0).hot(0).successes,
+            t.get(k).unwrap().sums.successes
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The catalog: models with prices and priors plus routing policy, parsed strictly then validated.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use crate::error::{non_negative, CoreError, Result};
+use crate::prior::{catalog_prior, Beta};
 use crate::role::Role;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,7 +134,40 @@ fn default_tokens_per_s() -> f64 {
     50.0
 }
 
+/// A set of small tag ids as a bitset: ids < 64 inline, the rest in `more` (rarely allocated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TagSet {
+    low: u64,
+    more: Vec<u64>,
+}
+
+impl TagSet {
+    pub fn insert(&mut self, id: u32) {
+        let (word, bit) = ((id / 64) as usize, id % 64);
+        if word == 0 {
+            self.low |= 1 << bit;
+        } else {
+            if self.more.len() < word {
+                self.more.resize(word, 0);
+            }
+            self.more[word - 1] |= 1 << bit;
+        }
+    }
+
+    /// Whether every tag of `need` is in `self`.
+    #[inline]
+    pub fn contains_all(&self, need: &TagSet) -> bool {
+        need.low & !self.low == 0
+            && need
+                .more
+                .iter()
+                .enumerate()
+                .all(|(i, w)| w & !self.more.get(i).copied().unwrap_or(0) == 0)
+    }
+}
+
 /// One validated model. `key` is its index in the core's model interner (stable across reloads).
+/// The fields after `output_tokens_per_s` are precomputed once per catalog for the hot path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     pub id: String,
@@ -144,13 +179,20 @@ pub struct ModelSpec {
     pub price_cached_in: f64,
     pub price_out: f64,
     pub context_window: u64,
-    /// Sorted ids from `Catalog::tags`, so a membership test is a binary search.
-    pub capabilities: Vec<u32>,
-    pub provenance: Vec<u32>,
+    pub capabilities: TagSet,
+    pub provenance: TagSet,
     pub prior_success: f64,
     pub prior_strength: f64,
     pub latency_first_token_ms: f64,
     pub output_tokens_per_s: f64,
+    /// Beta prior from `prior_success` and `prior_strength`.
+    pub prior: Beta,
+    /// USD per token (prices / 1e6).
+    pub usd_in: f64,
+    pub usd_cached_in: f64,
+    pub usd_out: f64,
+    /// 1000 / output_tokens_per_s.
+    pub ms_per_output_token: f64,
 }
 
 /// Routing policy shared by every decision.
@@ -175,6 +217,8 @@ pub struct Catalog {
     /// Capability and provenance tag → small id (one namespace; tags never collide in meaning).
     pub tags: FxHashMap<String, u32>,
     pub providers: Vec<String>,
+    /// Model ids in catalog order, shared with decisions (which name models by position).
+    pub ids: Arc<[String]>,
 }
 
 impl Catalog {
@@ -252,14 +296,21 @@ impl Catalog {
                 prior_strength: m.prior_strength,
                 latency_first_token_ms: first,
                 output_tokens_per_s: m.output_tokens_per_s,
+                prior: catalog_prior(m.prior_success, m.prior_strength),
+                usd_in: price_in / 1e6,
+                usd_cached_in: price_cached_in / 1e6,
+                usd_out: price_out / 1e6,
+                ms_per_output_token: 1_000.0 / m.output_tokens_per_s,
             });
         }
+        let ids = models.iter().map(|m| m.id.clone()).collect();
         Ok(Self {
             models,
             policy,
             by_id,
             tags,
             providers,
+            ids,
         })
     }
 
@@ -269,17 +320,13 @@ impl Catalog {
     }
 }
 
-fn tag_ids(tags: &mut FxHashMap<String, u32>, names: &[String]) -> Vec<u32> {
-    let mut ids: Vec<u32> = names
-        .iter()
-        .map(|n| {
-            let next = tags.len() as u32;
-            *tags.entry(n.clone()).or_insert(next)
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+fn tag_ids(tags: &mut FxHashMap<String, u32>, names: &[String]) -> TagSet {
+    let mut set = TagSet::default();
+    for n in names {
+        let next = tags.len() as u32;
+        set.insert(*tags.entry(n.clone()).or_insert(next));
+    }
+    set
 }
 
 fn validate_policy(r: RawRouting) -> Result<Policy> {

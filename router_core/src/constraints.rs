@@ -1,6 +1,6 @@
 //! Hard constraints, checked before any scoring. Each exclusion names its constraint.
 
-use crate::catalog::{Catalog, ModelSpec};
+use crate::catalog::{Catalog, ModelSpec, TagSet};
 use crate::request::Request;
 use crate::score::Estimate;
 
@@ -40,56 +40,102 @@ impl Constraint {
     }
 }
 
-/// Request parts resolved against one catalog once per decision (tag names → ids).
+/// A set of catalog positions (bitset; no allocation when built from an empty list).
+#[derive(Debug, Default)]
+pub struct IdxSet(Vec<u64>);
+
+impl IdxSet {
+    fn of(catalog: &Catalog, ids: &[String]) -> Self {
+        let mut words = Vec::new();
+        for i in ids.iter().filter_map(|id| catalog.by_id.get(id.as_str())) {
+            if words.len() <= i / 64 {
+                words.resize(i / 64 + 1, 0);
+            }
+            words[i / 64] |= 1u64 << (i % 64);
+        }
+        Self(words)
+    }
+
+    #[inline]
+    fn contains(&self, i: usize) -> bool {
+        self.0
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+}
+
+/// Request parts resolved against one catalog once per decision (names → ids and bitsets).
 pub struct Resolved {
     /// `None` when a required tag is unknown to every model, so nobody can satisfy it.
-    capabilities: Option<Vec<u32>>,
-    provenance: Option<Vec<u32>>,
+    capabilities: Option<TagSet>,
+    provenance: Option<TagSet>,
+    /// `None` when the allow list is empty (everything allowed).
+    allowed: Option<IdxSet>,
+    denied: IdxSet,
+    /// Models excluded as failed earlier (empty on a first attempt).
+    failed: IdxSet,
+    /// Tokens the step needs in the context window.
+    window_need: u64,
     /// Escalation floor for this role, when the job has failed often enough.
     pub min_tier: Option<u32>,
 }
 
 impl Resolved {
     pub fn new(catalog: &Catalog, req: &Request) -> Self {
-        let ids = |names: &[String]| names.iter().map(|n| catalog.tags.get(n).copied()).collect();
+        let tags = |names: &[String]| {
+            let mut set = TagSet::default();
+            for n in names {
+                set.insert(*catalog.tags.get(n.as_str())?);
+            }
+            Some(set)
+        };
         let min_tier = catalog.policy.escalation[req.role.index()]
             .filter(|e| req.job_failures >= e.after_failures)
             .map(|e| e.min_tier);
         Self {
-            capabilities: ids(&req.capabilities),
-            provenance: ids(&req.provenance),
+            capabilities: tags(&req.capabilities),
+            provenance: tags(&req.provenance),
+            allowed: (!req.allowed.is_empty()).then(|| IdxSet::of(catalog, &req.allowed)),
+            denied: IdxSet::of(catalog, &req.denied),
+            failed: if req.attempt > 1 {
+                IdxSet::of(catalog, &req.failed_models)
+            } else {
+                IdxSet::default()
+            },
+            window_need: req
+                .min_context
+                .max(req.est_input_tokens.saturating_add(req.est_output_tokens)),
             min_tier,
         }
     }
 }
 
-fn has_all(have: &[u32], need: Option<&Vec<u32>>) -> bool {
-    need.is_some_and(|need| need.iter().all(|t| have.binary_search(t).is_ok()))
+fn has_all(have: &TagSet, need: Option<&TagSet>) -> bool {
+    need.is_some_and(|need| have.contains_all(need))
 }
 
-/// Constraints that need no estimate, in the order they are reported.
+/// Constraints that need no estimate, in the order they are reported. `idx` is the catalog
+/// position of `spec`.
+#[inline]
 pub fn static_exclusion(
+    idx: usize,
     spec: &ModelSpec,
-    req: &Request,
     res: &Resolved,
     breaker_open: bool,
 ) -> Option<Constraint> {
-    let window_need = req
-        .min_context
-        .max(req.est_input_tokens + req.est_output_tokens);
     if !has_all(&spec.capabilities, res.capabilities.as_ref()) {
         Some(Constraint::Capabilities)
-    } else if window_need > spec.context_window {
+    } else if res.window_need > spec.context_window {
         Some(Constraint::ContextWindow)
-    } else if !req.allowed.is_empty() && !req.allowed.contains(&spec.id) {
+    } else if res.allowed.as_ref().is_some_and(|a| !a.contains(idx)) {
         Some(Constraint::Allowed)
-    } else if req.denied.contains(&spec.id) {
+    } else if res.denied.contains(idx) {
         Some(Constraint::Denied)
     } else if !has_all(&spec.provenance, res.provenance.as_ref()) {
         Some(Constraint::Provenance)
     } else if breaker_open {
         Some(Constraint::CircuitOpen)
-    } else if req.attempt > 1 && req.failed_models.contains(&spec.id) {
+    } else if res.failed.contains(idx) {
         Some(Constraint::FailedEarlier)
     } else if res.min_tier.is_some_and(|t| spec.tier < t) {
         Some(Constraint::MinTier)
@@ -99,6 +145,7 @@ pub fn static_exclusion(
 }
 
 /// Constraints on the estimates (checked only for models that passed the static ones).
+#[inline]
 pub fn estimate_exclusion(req: &Request, est: &Estimate) -> Option<Constraint> {
     if req.max_cost_usd.is_some_and(|m| est.cost_usd > m) {
         Some(Constraint::MaxCost)

@@ -1,18 +1,22 @@
 //! One routing decision over a consistent view of the state: constraints, estimates, Thompson
 //! sampling, stickiness, fallbacks and the explanation.
+//!
+//! Hot path: one pass over the catalog reading three contiguous rows of hot arm views (model,
+//! (model, role), (model, role, class)); no string is hashed per model, nothing is allocated per
+//! model, and the reason sentence is rendered only on demand.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use rand::RngCore;
 use rand_distr::Distribution;
 
 use crate::arm::{ArmTable, ALL_CLASSES, ALL_ROLES};
 use crate::breaker::{BreakerKey, Breakers};
 use crate::catalog::{Catalog, ModelSpec};
 use crate::constraints::{describe, estimate_exclusion, static_exclusion, Constraint, Resolved};
-use crate::decision::{Candidate, Decision, Event};
-use crate::explain::{no_model_reason, pick_reason};
+use crate::decision::{Candidate, Decision, Event, Reason};
+use crate::explain::no_model_reason;
+use crate::prior::Beta;
 use crate::request::Request;
-use crate::score::{estimate, score, Estimate, Levels};
+use crate::score::{estimate, score, Estimate};
 
 /// Breaker access during a decision; `None` when no breaker is open (the common, lock-free case).
 pub struct Gate<'a> {
@@ -24,7 +28,7 @@ pub struct Gate<'a> {
 
 /// Per-model working row of a decision.
 pub struct Scored {
-    pub idx: usize,
+    pub idx: u32,
     pub excluded: Option<Constraint>,
     pub est: Option<Estimate>,
     pub sampled: f64,
@@ -65,6 +69,17 @@ pub fn breaker_event(kind: &'static str, key: &BreakerKey, at: f64) -> Event {
     }
 }
 
+/// A key that sorts like the score (scores are ≥ 0 or +inf; total order for anything else).
+#[inline]
+fn order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
 // One linear pass (constraints → estimate → draw) then the pick; splitting it would thread a
 // dozen locals through helpers for no reader's benefit.
 #[allow(clippy::too_many_lines)]
@@ -77,22 +92,27 @@ pub fn decide(
 ) -> Decision {
     let res = Resolved::new(catalog, req);
     let scale = table.read_scale(req.now, catalog.lambda());
+    let role = req.role.number();
     let model_row = table.row(ALL_ROLES, ALL_CLASSES);
-    let role_row = table.row(req.role.number(), ALL_CLASSES);
-    let class_row = table
-        .classes
-        .get(&req.task_class)
-        .and_then(|c| table.row(req.role.number(), c));
+    let role_row = table.row(role, ALL_CLASSES);
+    let class_row = match table.classes.get(&req.task_class) {
+        Some(c) => table.row(role, c),
+        None => ArmTable::empty_row(),
+    };
     let explore = req.explore && catalog.policy.explore;
-    let mut rng = ChaCha8Rng::seed_from_u64(req.seed);
+    let mut rng = WyRand::new(req.seed);
     let tv = req.time_value_usd_per_s;
 
-    let mut rows: Vec<Scored> = Vec::with_capacity(catalog.models.len());
+    let n = catalog.models.len();
+    let mut rows: Vec<Scored> = Vec::with_capacity(n);
+    // (score key, position) of eligible models; best and greedy tracked on the way.
+    let mut ranked: Vec<(u64, u32)> = Vec::with_capacity(n);
+    let (mut best, mut greedy): (Option<u32>, Option<u32>) = (None, None);
     for (idx, spec) in catalog.models.iter().enumerate() {
-        let open = breaker_open(&mut gate, spec, req.now);
-        let mut excluded = static_exclusion(spec, req, &res, open);
+        let open = gate.is_some() && breaker_open(&mut gate, spec, req.now);
+        let mut excluded = static_exclusion(idx, spec, &res, open);
         let mut row = Scored {
-            idx,
+            idx: idx as u32,
             excluded,
             est: None,
             sampled: 0.0,
@@ -100,52 +120,57 @@ pub fn decide(
             greedy_score: f64::INFINITY,
         };
         if excluded.is_none() || req.explain {
-            let lv = Levels {
-                model: table.in_row(model_row, spec.key),
-                role: table.in_row(role_row, spec.key),
-                arm: table.in_row(class_row, spec.key),
-            };
+            let k = spec.key;
+            let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
             let est = estimate(spec, lv, scale, req);
             excluded = excluded.or_else(|| estimate_exclusion(req, &est));
             row.sampled = est.p_mean;
+            row.greedy_score = score(&est, est.p_mean, tv);
             if excluded.is_none() && explore {
                 // Draws happen only for eligible models, in catalog order: same seed, inputs and
                 // state give the same draws and so the same decision.
                 row.sampled = sample_beta(est.posterior, &mut rng);
+                row.score = score(&est, row.sampled, tv);
+            } else {
+                row.score = row.greedy_score;
             }
-            row.score = score(&est, row.sampled, tv);
-            row.greedy_score = score(&est, est.p_mean, tv);
             row.excluded = excluded;
             row.est = Some(est);
+            if excluded.is_none() {
+                let i = idx as u32;
+                // Strict < keeps ties on the earlier catalog position.
+                if best.map_or(true, |b| row.score < rows[b as usize].score) {
+                    best = Some(i);
+                }
+                if greedy.map_or(true, |g| row.greedy_score < rows[g as usize].greedy_score) {
+                    greedy = Some(i);
+                }
+                ranked.push((order_key(row.score), i));
+            }
         }
         rows.push(row);
     }
 
-    let mut eligible: Vec<usize> = rows
-        .iter()
-        .filter(|r| r.excluded.is_none())
-        .map(|r| r.idx)
-        .collect();
-    if eligible.is_empty() {
-        return Decision {
-            reason: no_model_reason(catalog, &rows),
-            candidates: candidates(catalog, req, &res, &rows),
-            ..Decision::default()
-        };
-    }
-    let best = argmin(&eligible, |i| rows[i].score);
-    let greedy = argmin(&eligible, |i| rows[i].greedy_score);
+    let (Some(best), Some(greedy)) = (best, greedy) else {
+        return Decision::none(
+            catalog.ids.clone(),
+            no_model_reason(catalog, &rows),
+            candidates(catalog, req, &res, &rows),
+        );
+    };
     let sticky_idx = req
         .sticky_model
         .as_deref()
-        .and_then(|m| catalog.by_id.get(m).copied())
-        .filter(|i| rows[*i].excluded.is_none());
-    let pick = sticky_choice(catalog, req, sticky_idx, best, |i| rows[i].score);
-    let greedy_pick = sticky_choice(catalog, req, sticky_idx, greedy, |i| rows[i].greedy_score);
+        .and_then(|m| catalog.by_id.get(m).map(|&i| i as u32))
+        .filter(|&i| rows[i as usize].excluded.is_none());
+    let pick = sticky_choice(catalog, req, sticky_idx, best, |i| rows[i as usize].score);
+    let greedy_pick = sticky_choice(catalog, req, sticky_idx, greedy, |i| {
+        rows[i as usize].greedy_score
+    });
 
-    eligible.retain(|&i| i != pick);
-    eligible.sort_by(|&a, &b| rows[a].score.total_cmp(&rows[b].score).then(a.cmp(&b)));
-    let spec = &catalog.models[pick];
+    ranked.retain(|&(_, i)| i != pick);
+    ranked.sort_unstable();
+    let spec = &catalog.models[pick as usize];
     if let Some(g) = gate.as_mut().filter(|g| g.take_probe) {
         g.breakers.take_probe(
             &BreakerKey::Model(spec.id.clone()),
@@ -160,22 +185,44 @@ pub fn decide(
             );
         }
     }
-    let r = &rows[pick];
+    let r = &rows[pick as usize];
     let est = r.est.unwrap_or(Estimate {
         cost_usd: 0.0,
         latency_ms: 0.0,
-        posterior: crate::prior::catalog_prior(spec),
+        posterior: spec.prior,
         p_mean: 0.0,
         evidence: 0.0,
         tokens_in: 0.0,
         tokens_out: 0.0,
     });
+    let reason = if sticky_idx == Some(pick) && pick != best {
+        Reason::Sticky {
+            pick,
+            best,
+            saving: r.score - rows[best as usize].score,
+            cache_loss: cache_loss_usd(&catalog.models[best as usize], req.context_tokens),
+            context_tokens: req.context_tokens,
+        }
+    } else if pick != greedy_pick {
+        Reason::Explore {
+            pick,
+            greedy: greedy_pick,
+            sampled: r.sampled,
+            score: r.score,
+        }
+    } else {
+        Reason::Lowest {
+            pick,
+            score: r.score,
+            eligible: ranked.len() + 1,
+            excluded: n - ranked.len() - 1,
+            also_sticky: sticky_idx == Some(pick),
+        }
+    };
     Decision {
-        model: Some(spec.id.clone()),
-        fallbacks: eligible
-            .iter()
-            .map(|&i| catalog.models[i].id.clone())
-            .collect(),
+        ids: catalog.ids.clone(),
+        pick: Some(pick),
+        fallback_idx: ranked.iter().map(|&(_, i)| i).collect(),
         expected_cost_usd: est.cost_usd,
         success_probability: est.p_mean,
         latency_ms: est.latency_ms,
@@ -183,7 +230,7 @@ pub fn decide(
         score: r.score,
         exploration: pick != greedy_pick,
         sticky: sticky_idx == Some(pick),
-        reason: pick_reason(catalog, req, &rows, pick, best, greedy_pick, sticky_idx),
+        reason,
         candidates: if req.explain {
             candidates(catalog, req, &res, &rows)
         } else {
@@ -196,26 +243,93 @@ pub fn decide(
 /// close for Thompson sampling and the normal draw is several times cheaper (64 draws per decision).
 const NORMAL_APPROX_MIN: f64 = 10.0;
 
-fn sample_beta(b: crate::prior::Beta, rng: &mut ChaCha8Rng) -> f64 {
+/// wyrand: a tiny, fast, statistically solid generator; plenty for Thompson draws (not crypto).
+/// The seed goes through splitmix64 so consecutive seeds give unrelated streams.
+pub struct WyRand(u64);
+
+impl WyRand {
+    pub fn new(seed: u64) -> Self {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Self(z ^ (z >> 31))
+    }
+
+    /// Uniform in (0, 1].
+    #[inline]
+    fn open01(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+impl RngCore for WyRand {
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.0) * u128::from(self.0 ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) ^ t) as u64
+    }
+
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let b = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// Gamma(a, 1) by Marsaglia–Tsang (one normal and one uniform per try, ~98% accepted by the
+/// squeeze without a logarithm); a < 1 is boosted through Gamma(a + 1)·U^(1/a).
+fn sample_gamma(shape: f64, rng: &mut WyRand) -> f64 {
+    if shape < 1.0 {
+        let u = rng.open01();
+        return sample_gamma(shape + 1.0, rng) * u.powf(1.0 / shape);
+    }
+    let dd = shape - 1.0 / 3.0;
+    let cc = (1.0 / 3.0) / dd.sqrt();
+    loop {
+        let z: f64 = rand_distr::StandardNormal.sample(rng);
+        let v = 1.0 + cc * z;
+        if v <= 0.0 {
+            continue;
+        }
+        let v = v * v * v;
+        let u = rng.open01();
+        let z2 = z * z;
+        if u < 1.0 - 0.0331 * z2 * z2 || u.ln() < 0.5 * z2 + dd * (1.0 - v + v.ln()) {
+            return dd * v;
+        }
+    }
+}
+
+#[inline]
+fn sample_beta(b: Beta, rng: &mut WyRand) -> f64 {
     let (a, bb) = (b.alpha, b.beta);
+    if !(a > 0.0 && bb > 0.0 && a.is_finite() && bb.is_finite()) {
+        return b.mean();
+    }
     if a >= NORMAL_APPROX_MIN && bb >= NORMAL_APPROX_MIN {
         let n = a + bb;
         let sd = (a * bb / (n * n * (n + 1.0))).sqrt();
         let z: f64 = rand_distr::StandardNormal.sample(rng);
         return (a / n + sd * z).clamp(1e-6, 1.0 - 1e-6);
     }
-    rand_distr::Beta::new(a, bb).map_or(b.mean(), |d| d.sample(rng))
-}
-
-/// Lowest score, ties to the earlier catalog position.
-fn argmin(idx: &[usize], key: impl Fn(usize) -> f64) -> usize {
-    let mut best = idx[0];
-    for &i in &idx[1..] {
-        if key(i) < key(best) {
-            best = i;
-        }
+    let x = sample_gamma(a, rng);
+    let y = sample_gamma(bb, rng);
+    if x + y > 0.0 {
+        (x / (x + y)).clamp(1e-6, 1.0 - 1e-6)
+    } else {
+        b.mean()
     }
-    best
 }
 
 /// The cache-loss cost of leaving the sticky model for `alt`: the job's context re-read at the
@@ -228,14 +342,14 @@ pub fn cache_loss_usd(alt: &ModelSpec, context_tokens: u64) -> f64 {
 fn sticky_choice(
     catalog: &Catalog,
     req: &Request,
-    sticky: Option<usize>,
-    best: usize,
-    score: impl Fn(usize) -> f64,
-) -> usize {
+    sticky: Option<u32>,
+    best: u32,
+    score: impl Fn(u32) -> f64,
+) -> u32 {
     match sticky {
         Some(s) if s != best => {
             let saving = score(s) - score(best);
-            if saving > cache_loss_usd(&catalog.models[best], req.context_tokens) {
+            if saving > cache_loss_usd(&catalog.models[best as usize], req.context_tokens) {
                 best
             } else {
                 s
@@ -248,10 +362,9 @@ fn sticky_choice(
 fn candidates(catalog: &Catalog, req: &Request, res: &Resolved, rows: &[Scored]) -> Vec<Candidate> {
     rows.iter()
         .map(|r| {
-            let spec = &catalog.models[r.idx];
-            let est = r
-                .est
-                .unwrap_or_else(|| estimate(spec, Levels::default(), 1.0, req));
+            let spec = &catalog.models[r.idx as usize];
+            let e = &crate::arm::Hot::EMPTY;
+            let est = r.est.unwrap_or_else(|| estimate(spec, [e, e, e], 1.0, req));
             let detail = match r.excluded {
                 Some(c) => describe(c, spec, req, res, &est),
                 None => format!(
@@ -277,4 +390,28 @@ fn candidates(catalog: &Catalog, req: &Request, res: &Resolved, rows: &[Scored])
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beta_draws_have_the_right_mean_and_spread() {
+        let mut rng = WyRand::new(7);
+        for (a, b) in [(0.5, 0.5), (2.0, 5.0), (5.3, 2.7), (30.0, 12.0)] {
+            let n = 40_000;
+            let draws: Vec<f64> = (0..n)
+                .map(|_| sample_beta(Beta { alpha: a, beta: b }, &mut rng))
+                .collect();
+            let mean = draws.iter().sum::<f64>() / f64::from(n);
+            let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / f64::from(n);
+            let want_var = a * b / ((a + b) * (a + b) * (a + b + 1.0));
+            assert!((mean - a / (a + b)).abs() < 0.01, "{a},{b}: mean {mean}");
+            assert!(
+                (var / want_var - 1.0).abs() < 0.1,
+                "{a},{b}: var {var} vs {want_var}"
+            );
+        }
+    }
 }

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use crate::catalog::Catalog;
 use crate::constraints::Constraint;
-use crate::decide::{cache_loss_usd, Scored};
-use crate::request::Request;
+use crate::decide::Scored;
+use crate::decision::Reason;
 
 /// Names shown per constraint before eliding the rest.
 const NAMES_SHOWN: usize = 3;
@@ -19,7 +19,9 @@ pub fn no_model_reason(catalog: &Catalog, rows: &[Scored]) -> String {
     let mut by: BTreeMap<Constraint, Vec<&str>> = BTreeMap::new();
     for r in rows {
         if let Some(c) = r.excluded {
-            by.entry(c).or_default().push(&catalog.models[r.idx].id);
+            by.entry(c)
+                .or_default()
+                .push(&catalog.models[r.idx as usize].id);
         }
     }
     let mut out = String::from("no model satisfies the constraints: ");
@@ -43,47 +45,49 @@ pub fn no_model_reason(catalog: &Catalog, rows: &[Scored]) -> String {
     out
 }
 
-pub fn pick_reason(
-    catalog: &Catalog,
-    req: &Request,
-    rows: &[Scored],
-    pick: usize,
-    best: usize,
-    greedy: usize,
-    sticky: Option<usize>,
-) -> String {
-    let eligible = rows.iter().filter(|r| r.excluded.is_none()).count();
-    let id = |i: usize| catalog.models[i].id.as_str();
-    if sticky == Some(pick) && pick != best {
-        return format!(
-            "kept sticky model {}: switching to {} would save ${:.6} per success, less than the ${:.6} \
-             cache loss of re-reading {} context tokens",
+/// The sentence for a pick (see `Reason`); `ids` are the catalog's model ids.
+pub fn render(reason: &Reason, ids: &[String]) -> String {
+    let id = |i: u32| ids.get(i as usize).map_or("?", String::as_str);
+    match *reason {
+        Reason::Text(ref s) => s.clone(),
+        Reason::Sticky {
+            pick,
+            best,
+            saving,
+            cache_loss,
+            context_tokens,
+        } => format!(
+            "kept sticky model {}: switching to {} would save ${saving:.6} per success, less than \
+             the ${cache_loss:.6} cache loss of re-reading {context_tokens} context tokens",
             id(pick),
             id(best),
-            rows[pick].score - rows[best].score,
-            cache_loss_usd(&catalog.models[best], req.context_tokens),
-            req.context_tokens
-        );
-    }
-    if pick != greedy {
-        return format!(
-            "exploration: sampled success {:.3} made {} (${:.6} per success) beat the greedy pick {}",
-            rows[pick].sampled,
+        ),
+        Reason::Explore {
+            pick,
+            greedy,
+            sampled,
+            score,
+        } => format!(
+            "exploration: sampled success {sampled:.3} made {} (${score:.6} per success) beat the \
+             greedy pick {}",
             id(pick),
-            rows[pick].score,
             id(greedy)
-        );
+        ),
+        Reason::Lowest {
+            pick,
+            score,
+            eligible,
+            excluded,
+            also_sticky,
+        } => format!(
+            "{} has the lowest expected cost per success (${score:.6}) among {eligible} eligible \
+             models ({excluded} excluded){}",
+            id(pick),
+            if also_sticky {
+                "; it is also the sticky model"
+            } else {
+                ""
+            }
+        ),
     }
-    let excluded = rows.len() - eligible;
-    format!(
-        "{} has the lowest expected cost per success (${:.6}) among {eligible} eligible models \
-         ({excluded} excluded){}",
-        id(pick),
-        rows[pick].score,
-        if sticky == Some(pick) {
-            "; it is also the sticky model"
-        } else {
-            ""
-        }
-    )
 }

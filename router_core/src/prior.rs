@@ -1,13 +1,19 @@
-//! Hierarchical shrinkage of P(success): catalog prior → model → (model, role) → arm.
+//! Hierarchical shrinkage: catalog prior → model → (model, role) → arm, for P(success) and for
+//! the learned log-ratios (tokens actual/estimated, cost billed/list-price).
 //!
-//! Each level's prior is Beta(m·s, (1−m)·s) where m is the parent's posterior mean and s is the
-//! parent's posterior strength (pseudo-count α+β) capped at `POOL_CAP`. The cap matters twice:
-//! a parent's sums include the child's own outcomes (they are counted at every level), and a
-//! model that is excellent on average must not drown an arm's few but specific outcomes: after
-//! about `POOL_CAP` own observations an arm's data weighs as much as everything it borrowed.
+//! Each level's prior is the parent's posterior with its strength (pseudo-count) capped. The cap
+//! matters twice: a parent's sums include the child's own outcomes (they are counted at every
+//! level), and a model that is excellent on average must not drown an arm's few but specific
+//! outcomes: after about the cap's worth of own observations an arm's data weighs as much as
+//! everything it borrowed.
+//!
+//! Ratios: root is ln r ~ (mean 0, variance 0) worth `RATIO_PRIOR_WEIGHT` observations (so thin
+//! evidence shrinks toward r = 1); each level averages its parent's (mean, variance) of ln r,
+//! weighted by the capped parent strength, with its own weighted moments; the prediction is the
+//! log-normal mean exp(μ + σ²/2) with σ² capped at `RATIO_VAR_CAP`. A continuous ratio is far
+//! more informative per observation than a Bernoulli outcome, hence the smaller `RATIO_POOL_CAP`.
 
-use crate::arm::Arm;
-use crate::catalog::ModelSpec;
+use crate::arm::Hot;
 
 /// Strength (in observations) a pooled parent can lend to its child.
 pub const POOL_CAP: f64 = 8.0;
@@ -36,18 +42,17 @@ impl Beta {
         ((m - z * sd).max(0.0), (m + z * sd).min(1.0))
     }
 
-    /// The posterior after adding decayed successes and failures of `arm` to this prior.
-    fn update(self, arm: Option<&Arm>, scale: f64) -> Self {
-        match arm {
-            Some(a) => Self {
-                alpha: self.alpha + a.sums.successes.max(0.0) * scale,
-                beta: self.beta + a.sums.failures.max(0.0) * scale,
-            },
-            None => self,
+    /// The posterior after adding the decayed successes and failures of one level.
+    #[inline]
+    fn update(self, h: &Hot, scale: f64) -> Self {
+        Self {
+            alpha: self.alpha + h.successes * scale,
+            beta: self.beta + h.failures * scale,
         }
     }
 
     /// This posterior turned into a child's prior (capped strength, same mean).
+    #[inline]
     fn as_parent(self) -> Self {
         let s = self.strength().min(POOL_CAP);
         let m = self.mean();
@@ -58,95 +63,158 @@ impl Beta {
     }
 }
 
+/// Pseudo-observations of the root "ratio is 1" prior.
+pub const RATIO_PRIOR_WEIGHT: f64 = 2.0;
+/// Strength (in observations) a pooled parent can lend to its child's ratio estimate.
+pub const RATIO_POOL_CAP: f64 = 4.0;
+/// Cap on the variance of ln r used in exp(μ + σ²/2), so a noisy arm cannot inflate its mean
+/// without bound (σ = 2 multiplies the median by e² at most).
+pub const RATIO_VAR_CAP: f64 = 4.0;
+
 /// The catalog's operator prior for a model.
-pub fn catalog_prior(spec: &ModelSpec) -> Beta {
+pub fn catalog_prior(prior_success: f64, prior_strength: f64) -> Beta {
     Beta {
-        alpha: spec.prior_success * spec.prior_strength,
-        beta: (1.0 - spec.prior_success) * spec.prior_strength,
+        alpha: prior_success * prior_strength,
+        beta: (1.0 - prior_success) * prior_strength,
     }
 }
 
-/// Posterior of an arm given its pooled parents; `scale` decays stored sums to now.
-pub fn success_posterior(
-    spec: &ModelSpec,
-    model_level: Option<&Arm>,
-    role_level: Option<&Arm>,
-    arm: Option<&Arm>,
-    scale: f64,
-) -> Beta {
-    let model = catalog_prior(spec).update(model_level, scale);
-    let role = model.as_parent().update(role_level, scale);
-    role.as_parent().update(arm, scale)
+/// Posterior of an arm given its pooled parents `[model, (model, role), arm]`; `scale` decays
+/// stored sums to now.
+#[inline]
+pub fn success_posterior(prior: Beta, lv: [&Hot; 3], scale: f64) -> Beta {
+    let model = prior.update(lv[0], scale);
+    let role = model.as_parent().update(lv[1], scale);
+    role.as_parent().update(lv[2], scale)
+}
+
+/// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
+#[inline]
+pub fn pooled_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
+    let levels = [
+        &lv[0].ratios[which],
+        &lv[1].ratios[which],
+        &lv[2].ratios[which],
+    ];
+    if levels.iter().all(|l| l.w <= 0.0) {
+        return 1.0;
+    }
+    let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, 0.0, 0.0);
+    for level in levels {
+        let w = level.w * scale;
+        let n = strength + w;
+        mu = (strength * mu + w * level.mean) / n;
+        var = (strength * var + w * level.var) / n;
+        strength = n.min(RATIO_POOL_CAP);
+    }
+    (mu + var.min(RATIO_VAR_CAP) / 2.0).exp()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::arm::{RatioHot, RATIO_COST};
 
-    fn spec() -> ModelSpec {
-        let json = r#"{"models":[{"id":"m","price_in":1,"price_out":2,
-            "prior_success":0.7,"prior_strength":4}]}"#;
-        Catalog::parse(json, |_| 0).unwrap().models[0].clone()
-    }
+    const PRIOR: Beta = Beta {
+        alpha: 0.7 * 4.0,
+        beta: 0.3 * 4.0,
+    };
 
-    fn arm(s: f64, f: f64) -> Arm {
-        let mut a = Arm::default();
-        a.sums.successes = s;
-        a.sums.failures = f;
-        a
+    fn arm(s: f64, f: f64) -> Hot {
+        Hot {
+            successes: s,
+            failures: f,
+            ..Hot::EMPTY
+        }
     }
 
     #[test]
     fn table_of_pooling_cases() {
-        let sp = spec();
+        let e = Hot::EMPTY;
         // (name, model level, role level, arm, expected mean range)
         let cases = [
-            ("catalog prior only", None, None, None, (0.699, 0.701)),
+            ("catalog prior only", e, e, e, (0.699, 0.701)),
             (
                 "model evidence flows down",
-                Some(arm(100.0, 0.0)),
-                None,
-                None,
+                arm(100.0, 0.0),
+                e,
+                e,
                 (0.95, 1.0),
             ),
             (
                 "arm evidence dominates",
-                Some(arm(100.0, 0.0)),
-                None,
-                Some(arm(0.0, 100.0)),
+                arm(100.0, 0.0),
+                e,
+                arm(0.0, 100.0),
                 (0.0, 0.1),
             ),
             (
                 "few arm outcomes are shrunk",
-                None,
-                None,
-                Some(arm(0.0, 2.0)),
+                e,
+                e,
+                arm(0.0, 2.0),
                 (0.4, 0.65),
             ),
-            (
-                "role level in between",
-                None,
-                Some(arm(0.0, 50.0)),
-                None,
-                (0.0, 0.2),
-            ),
+            ("role level in between", e, arm(0.0, 50.0), e, (0.0, 0.2)),
         ];
         for (name, m, r, a, (lo, hi)) in cases {
-            let p = success_posterior(&sp, m.as_ref(), r.as_ref(), a.as_ref(), 1.0).mean();
+            let p = success_posterior(PRIOR, [&m, &r, &a], 1.0).mean();
             assert!(p >= lo && p <= hi, "{name}: {p}");
         }
     }
 
     #[test]
     fn decay_scale_weakens_evidence() {
-        let sp = spec();
-        let a = arm(0.0, 20.0);
-        let fresh = success_posterior(&sp, None, None, Some(&a), 1.0).mean();
-        let stale = success_posterior(&sp, None, None, Some(&a), 0.01).mean();
+        let (e, a) = (Hot::EMPTY, arm(0.0, 20.0));
+        let fresh = success_posterior(PRIOR, [&e, &e, &a], 1.0).mean();
+        let stale = success_posterior(PRIOR, [&e, &e, &a], 0.01).mean();
         assert!(
             fresh < stale && (stale - 0.7).abs() < 0.05,
             "{fresh} {stale}"
         );
+    }
+
+    fn ratio(w: f64, r: f64) -> Hot {
+        let mut h = Hot::EMPTY;
+        h.ratios[RATIO_COST] = RatioHot {
+            w,
+            mean: r.ln(),
+            var: 0.0,
+        };
+        h
+    }
+
+    #[test]
+    fn ratios_shrink_to_one_and_borrow_from_parents() {
+        let e = Hot::EMPTY;
+        let cases = [
+            ("no evidence", e, e, e, (1.0, 1.0)),
+            (
+                "thin arm evidence is shrunk",
+                e,
+                e,
+                ratio(1.0, 3.0),
+                (1.3, 1.6),
+            ),
+            (
+                "much arm evidence wins",
+                e,
+                e,
+                ratio(100.0, 3.0),
+                (2.9, 3.0),
+            ),
+            ("model level lends", ratio(50.0, 3.0), e, e, (2.8, 3.0)),
+            (
+                "arm beats parent",
+                ratio(50.0, 3.0),
+                e,
+                ratio(50.0, 0.5),
+                (0.5, 0.6),
+            ),
+        ];
+        for (name, m, r, a, (lo, hi)) in cases {
+            let got = pooled_ratio([&m, &r, &a], RATIO_COST, 1.0);
+            assert!(got >= lo - 1e-12 && got <= hi + 1e-12, "{name}: {got}");
+        }
     }
 }

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::arm::Hot;
 use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, ALL_ROLES};
 use crate::breaker::{BreakerKey, Breakers};
 use crate::catalog::Catalog;
+use crate::catalog::ModelSpec;
 use crate::decide::{breaker_event, decide, Gate};
 use crate::decision::{ArmStats, Candidate, Decision, Event};
 use crate::error::{finite, non_negative, CoreError, Result};
@@ -22,7 +24,8 @@ use crate::stats::Sums;
 /// z for a two-sided 90% interval.
 const Z90: f64 = 1.645;
 
-/// One reported step outcome.
+/// One reported step outcome. Zero tokens, zero latency, zero estimates and `cost_usd` of
+/// `None` or 0 all mean "not reported": that statistic is left untouched.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
     pub model: String,
@@ -35,6 +38,34 @@ pub struct Report {
     pub latency_ms: f64,
     pub now: f64,
     pub weight: f64,
+    /// The decision's token estimates for this step (what `route` was told).
+    pub est_input_tokens: u64,
+    pub est_output_tokens: u64,
+    pub est_cached_input_tokens: u64,
+    /// Provider-billed cost of the step, when known.
+    pub cost_usd: Option<f64>,
+}
+
+impl Report {
+    /// A report with nothing measured, for tests and benches.
+    pub fn new(model: &str, role: Role, task_class: &str, status: Status, now: f64) -> Self {
+        Self {
+            model: model.to_owned(),
+            role,
+            task_class: task_class.to_owned(),
+            status,
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            output_tokens: 0,
+            latency_ms: 0.0,
+            now,
+            weight: 1.0,
+            est_input_tokens: 0,
+            est_output_tokens: 0,
+            est_cached_input_tokens: 0,
+            cost_usd: None,
+        }
+    }
 }
 
 struct State {
@@ -118,6 +149,9 @@ impl Core {
         }
         finite("now", r.now)?;
         non_negative("latency_ms", r.latency_ms)?;
+        if let Some(c) = r.cost_usd {
+            non_negative("cost_usd", c)?;
+        }
         if !(r.weight.is_finite() && r.weight > 0.0) {
             return Err(CoreError::field(
                 "weight",
@@ -136,35 +170,41 @@ impl Core {
             let model = st.table.models.intern(&r.model);
             let class = st.table.classes.intern(&r.task_class);
             let role = r.role.number();
-            let levels = [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES), (role, class)];
-            for (role, class) in levels {
-                add_outcome(
-                    &mut st
-                        .table
-                        .get_mut_or_insert(ArmKey { model, role, class })
-                        .sums,
-                    r,
-                    w,
-                );
+            let spec = st
+                .catalog
+                .by_id
+                .get(&r.model)
+                .map(|&i| &st.catalog.models[i]);
+            let learned = Learned::of(r, spec);
+            for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES)] {
+                let key = ArmKey { model, role, class };
+                st.table
+                    .with_arm(key, |a| learned.add_to(&mut a.sums, r, w));
             }
-            if r.status != Status::Cancelled {
-                let scale = st.table.read_scale(r.now, st.catalog.lambda());
-                let arm = st.table.get_mut_or_insert(ArmKey { model, role, class });
+            let scale = st.table.read_scale(r.now, st.catalog.lambda());
+            let key = ArmKey { model, role, class };
+            let found = st.table.with_arm(key, |arm| {
+                learned.add_to(&mut arm.sums, r, w);
+                if r.status == Status::Cancelled {
+                    return None;
+                }
                 let (s, f) = (arm.sums.successes * scale, arm.sums.failures * scale);
                 let ok = r.status == Status::Success;
-                if let Some(found) = arm.drift.observe(ok, r.weight, s, f, &policy.drift) {
-                    // Old evidence shrinks so the recent window dominates the arm from now on.
-                    arm.sums.scale(found.shrink);
-                    events.push(Event {
-                        kind: "drift",
-                        model: r.model.clone(),
-                        provider: String::new(),
-                        role,
-                        task_class: r.task_class.clone(),
-                        detail: found.describe(),
-                        at: r.now,
-                    });
-                }
+                let found = arm.drift.observe(ok, r.weight, s, f, &policy.drift)?;
+                // Old evidence shrinks so the recent window dominates the arm from now on.
+                arm.sums.scale(found.shrink);
+                Some(found)
+            });
+            if let Some(found) = found {
+                events.push(Event {
+                    kind: "drift",
+                    model: r.model.clone(),
+                    provider: String::new(),
+                    role,
+                    task_class: r.task_class.clone(),
+                    detail: found.describe(),
+                    at: r.now,
+                });
             }
             st.last_now = st.last_now.max(r.now);
             let provider = st
@@ -214,15 +254,13 @@ impl Core {
                 (role.number(), ALL_CLASSES),
                 (role.number(), class),
             ] {
-                let s = &mut st
-                    .table
-                    .get_mut_or_insert(ArmKey { model, role, class })
-                    .sums;
-                if success {
-                    s.successes += w;
-                } else {
-                    s.failures += w;
-                }
+                st.table.with_arm(ArmKey { model, role, class }, |a| {
+                    if success {
+                        a.sums.successes += w;
+                    } else {
+                        a.sums.failures += w;
+                    }
+                });
             }
         }
         st.last_now = st.last_now.max(now);
@@ -248,20 +286,12 @@ impl Core {
                     .get(t.models.name(k.model))
                     .map(|&i| &cat.models[i]);
                 let (mean, lo, hi, cost) = spec.map_or((0.0, 0.0, 0.0, 0.0), |spec| {
-                    let lv = |role, class| {
-                        t.get(ArmKey {
-                            model: k.model,
-                            role,
-                            class,
-                        })
-                    };
-                    let post = success_posterior(
-                        spec,
-                        lv(ALL_ROLES, ALL_CLASSES),
-                        lv(k.role, ALL_CLASSES),
-                        Some(a),
-                        scale,
-                    );
+                    let lv = [
+                        t.row(ALL_ROLES, ALL_CLASSES).hot(k.model),
+                        t.row(k.role, ALL_CLASSES).hot(k.model),
+                        &Hot::of(s),
+                    ];
+                    let post = success_posterior(spec.prior, lv, scale);
                     let (lo, hi) = post.interval(Z90);
                     (post.mean(), lo, hi, mean_cost(spec, s))
                 });
@@ -321,39 +351,97 @@ impl Core {
     }
 }
 
-/// Which statistics an outcome feeds: every outcome but CANCELLED counts toward success (an
-/// ERROR or TIMEOUT is a failed try that cost time); tokens only from completed steps; latency
-/// also from timeouts (a timeout is real waiting), never from errors (those fail fast).
-fn add_outcome(s: &mut Sums, r: &Report, w: f64) {
-    match r.status {
-        Status::Success => s.successes += w,
-        Status::Failure | Status::Error | Status::Timeout => s.failures += w,
-        Status::Cancelled => return,
+/// What one report teaches, computed once and added at every pooling level.
+struct Learned {
+    /// Tokens counted only when any were reported.
+    tokens: bool,
+    /// ln-ratio inputs: (actual, estimated) for input and output tokens, (billed, list) cost.
+    ratio_in: (f64, f64),
+    ratio_out: (f64, f64),
+    cost: (f64, f64),
+}
+
+impl Learned {
+    /// Cost ratio: billed `cost_usd` over the list-price cost of the reported tokens, or of the
+    /// step's estimates when no tokens were reported (exact for a cost-only replay, since route
+    /// predicts list(estimates) × E[ratio]). Unknown model or zero list price: nothing learned.
+    fn of(r: &Report, spec: Option<&ModelSpec>) -> Self {
+        let tokens = r.input_tokens + r.output_tokens > 0;
+        let list = spec.map_or(0.0, |spec| {
+            let (i, c, o) = if tokens {
+                (r.input_tokens, r.cached_input_tokens, r.output_tokens)
+            } else {
+                (
+                    r.est_input_tokens,
+                    r.est_cached_input_tokens,
+                    r.est_output_tokens,
+                )
+            };
+            let share = if i == 0 {
+                0.0
+            } else {
+                c.min(i) as f64 / i as f64
+            };
+            step_cost(spec, i as f64, share, o as f64)
+        });
+        Self {
+            tokens,
+            ratio_in: (r.input_tokens as f64, r.est_input_tokens as f64),
+            ratio_out: (r.output_tokens as f64, r.est_output_tokens as f64),
+            cost: (r.cost_usd.unwrap_or(0.0), list),
+        }
     }
-    if matches!(r.status, Status::Success | Status::Failure) {
-        s.tokens_in.add(w, r.input_tokens as f64);
-        s.tokens_out.add(w, r.output_tokens as f64);
-        s.input_plain += w * r.input_tokens as f64;
-        s.cached_plain += w * r.cached_input_tokens.min(r.input_tokens) as f64;
-        s.output_plain += w * r.output_tokens as f64;
-    }
-    if matches!(
-        r.status,
-        Status::Success | Status::Failure | Status::Timeout
-    ) {
-        s.latency.add(w, r.latency_ms);
+
+    /// Which statistics an outcome feeds: every outcome but CANCELLED counts toward success (an
+    /// ERROR or TIMEOUT is a failed try that cost time); tokens and cost only from completed
+    /// steps; latency also from timeouts (a timeout is real waiting), never from errors (those
+    /// fail fast). A zero (unreported) measurement feeds nothing.
+    fn add_to(&self, s: &mut Sums, r: &Report, w: f64) {
+        match r.status {
+            Status::Success => s.successes += w,
+            Status::Failure | Status::Error | Status::Timeout => s.failures += w,
+            Status::Cancelled => return,
+        }
+        if matches!(r.status, Status::Success | Status::Failure) {
+            s.ratio_in.add_ratio(w, self.ratio_in.0, self.ratio_in.1);
+            s.ratio_out.add_ratio(w, self.ratio_out.0, self.ratio_out.1);
+            s.cost_ratio.add_ratio(w, self.cost.0, self.cost.1);
+            if self.tokens {
+                s.tokens_w += w;
+                s.input_plain += w * r.input_tokens as f64;
+                s.cached_plain += w * r.cached_input_tokens.min(r.input_tokens) as f64;
+                s.output_plain += w * r.output_tokens as f64;
+            }
+            if self.cost.0 > 0.0 {
+                s.cost_w += w;
+                s.cost_plain += w * self.cost.0;
+            }
+        }
+        if r.latency_ms > 0.0
+            && matches!(
+                r.status,
+                Status::Success | Status::Failure | Status::Timeout
+            )
+        {
+            s.latency.add(w, r.latency_ms);
+        }
     }
 }
 
-fn mean_cost(spec: &crate::catalog::ModelSpec, s: &Sums) -> f64 {
-    if s.tokens_in.w <= 1e-12 {
+/// Mean cost per step for the leaderboard: billed cost when reported, else the list price of
+/// the mean reported tokens.
+fn mean_cost(spec: &ModelSpec, s: &Sums) -> f64 {
+    if s.cost_w > 1e-12 {
+        return s.cost_plain / s.cost_w;
+    }
+    if s.tokens_w <= 1e-12 {
         return 0.0;
     }
-    let t_in = s.input_plain / s.tokens_in.w;
+    let t_in = s.input_plain / s.tokens_w;
     let share = if s.input_plain > 0.0 {
         s.cached_plain / s.input_plain
     } else {
         0.0
     };
-    step_cost(spec, t_in, share, s.output_plain / s.tokens_in.w)
+    step_cost(spec, t_in, share, s.output_plain / s.tokens_w)
 }

@@ -8,25 +8,15 @@
 //! expected total cost Σ_i c_i·Π_{j<i}(1−p_j) is minimised by sorting by c_i / p_i ascending (an
 //! exchange argument: swapping adjacent i, j helps iff c_j/p_j < c_i/p_i).
 
-use crate::arm::Arm;
+use crate::arm::{Hot, RATIO_COST, RATIO_IN, RATIO_OUT};
 use crate::catalog::ModelSpec;
-use crate::prior::{success_posterior, Beta};
+use crate::prior::{pooled_ratio, success_posterior, Beta};
 use crate::request::Request;
 
-/// Pseudo-observations the request's own token estimate is worth against observed tokens.
-pub const TOKEN_PRIOR_WEIGHT: f64 = 2.0;
 /// Pseudo-observations the catalog's latency estimate is worth against observed latencies.
 pub const LATENCY_PRIOR_WEIGHT: f64 = 2.0;
 /// Floor on P(success) so a hopeless model gets a huge but finite score.
 pub const MIN_SUCCESS_PROBABILITY: f64 = 1e-6;
-
-/// The learned arms behind one candidate: pooled model level, (model, role) level, the arm.
-#[derive(Clone, Copy, Default)]
-pub struct Levels<'a> {
-    pub model: Option<&'a Arm>,
-    pub role: Option<&'a Arm>,
-    pub arm: Option<&'a Arm>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
@@ -40,54 +30,63 @@ pub struct Estimate {
     pub tokens_out: f64,
 }
 
-/// Dollar cost of a step from token counts and per-million prices.
+/// List-price dollar cost of a step from token counts (`cached_share` of the input is cached).
+#[inline]
 pub fn step_cost(spec: &ModelSpec, tokens_in: f64, cached_share: f64, tokens_out: f64) -> f64 {
     let cached = tokens_in * cached_share;
-    ((tokens_in - cached) * spec.price_in
-        + cached * spec.price_cached_in
-        + tokens_out * spec.price_out)
-        / 1e6
+    (tokens_in - cached) * spec.usd_in + cached * spec.usd_cached_in + tokens_out * spec.usd_out
 }
 
 /// Catalog latency for a number of output tokens.
+#[inline]
 pub fn prior_latency_ms(spec: &ModelSpec, tokens_out: f64) -> f64 {
-    spec.latency_first_token_ms + tokens_out / spec.output_tokens_per_s * 1000.0
+    spec.latency_first_token_ms + tokens_out * spec.ms_per_output_token
 }
 
-pub fn estimate(spec: &ModelSpec, lv: Levels<'_>, scale: f64, req: &Request) -> Estimate {
-    let posterior = success_posterior(spec, lv.model, lv.role, lv.arm, scale);
-    let est_in = req.est_input_tokens as f64;
-    let est_out = req.est_output_tokens as f64;
-    let (tokens_in, tokens_out, latency_ms, evidence) = match lv.arm {
-        None => (est_in, est_out, prior_latency_ms(spec, est_out), 0.0),
-        Some(a) => {
-            let s = &a.sums;
-            let t_in = if est_in > 0.0 {
-                s.tokens_in.shrunk_mean(est_in, TOKEN_PRIOR_WEIGHT, scale)
-            } else {
-                0.0
-            };
-            let t_out = s.tokens_out.shrunk_mean(est_out, TOKEN_PRIOR_WEIGHT, scale);
-            let prior = prior_latency_ms(spec, t_out);
-            let w = s.latency.w * scale;
-            let lat = s.latency.mean().map_or(prior, |m| {
-                (LATENCY_PRIOR_WEIGHT * prior + w * m) / (LATENCY_PRIOR_WEIGHT + w)
-            });
-            (t_in, t_out, lat, (s.successes + s.failures) * scale)
+/// The estimate of one candidate; `lv` is `[model, (model, role), arm]` (see prior.rs).
+///
+/// E[tokens] = the request's estimate × pooled E[actual/estimated]; E[cost] = list price of those
+/// tokens × pooled E[billed/list-price]; latency blends the catalog's latency for E[output
+/// tokens] with the arm's observed mean.
+#[inline]
+pub fn estimate(spec: &ModelSpec, lv: [&Hot; 3], scale: f64, req: &Request) -> Estimate {
+    let posterior = success_posterior(spec.prior, lv, scale);
+    let ratio = |est: u64, which| {
+        if est == 0 {
+            0.0
+        } else {
+            est as f64 * pooled_ratio(lv, which, scale)
         }
     };
+    let tokens_in = ratio(req.est_input_tokens, RATIO_IN);
+    let tokens_out = ratio(req.est_output_tokens, RATIO_OUT);
+    let list = step_cost(spec, tokens_in, req.cached_share(), tokens_out);
+    let cost_usd = if list > 0.0 {
+        list * pooled_ratio(lv, RATIO_COST, scale)
+    } else {
+        0.0
+    };
+    let arm = lv[2];
+    let prior = prior_latency_ms(spec, tokens_out);
+    let w = arm.latency_w * scale;
+    let latency_ms = if w > 0.0 {
+        (LATENCY_PRIOR_WEIGHT * prior + w * arm.latency_mean) / (LATENCY_PRIOR_WEIGHT + w)
+    } else {
+        prior
+    };
     Estimate {
-        cost_usd: step_cost(spec, tokens_in, req.cached_share(), tokens_out),
+        cost_usd,
         latency_ms,
         posterior,
         p_mean: posterior.mean(),
-        evidence,
+        evidence: (arm.successes + arm.failures) * scale,
         tokens_in,
         tokens_out,
     }
 }
 
 /// Expected cost per success given a success probability `p` (the mean or a Thompson draw).
+#[inline]
 pub fn score(est: &Estimate, p: f64, time_value_usd_per_s: f64) -> f64 {
     (est.cost_usd + time_value_usd_per_s * est.latency_ms / 1000.0) / p.max(MIN_SUCCESS_PROBABILITY)
 }
@@ -97,6 +96,8 @@ mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::role::Role;
+
+    const E3: [&Hot; 3] = [&Hot::EMPTY, &Hot::EMPTY, &Hot::EMPTY];
 
     fn spec() -> ModelSpec {
         let json = r#"{"models":[{"id":"m","price_in":3,"price_cached_in":0.3,"price_out":15,
@@ -125,7 +126,7 @@ mod tests {
             r.est_input_tokens = i;
             r.est_cached_input_tokens = c;
             r.est_output_tokens = o;
-            let e = estimate(&sp, Levels::default(), 1.0, &r);
+            let e = estimate(&sp, E3, 1.0, &r);
             assert!(
                 (e.cost_usd - want).abs() < 1e-9,
                 "{i} {c} {o}: {}",
@@ -140,25 +141,33 @@ mod tests {
         let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
         r.est_input_tokens = 0;
         r.est_output_tokens = 1_000;
-        let e = estimate(&sp, Levels::default(), 1.0, &r);
+        let e = estimate(&sp, E3, 1.0, &r);
         assert!((e.latency_ms - 10_500.0).abs() < 1e-9);
         let s = score(&e, 0.5, 1.0);
         assert!((s - (0.015 + 10.5) / 0.5).abs() < 1e-9, "{s}");
     }
 
     #[test]
-    fn observed_tokens_replace_the_estimate() {
+    fn learned_ratios_scale_the_request_estimate() {
         let sp = spec();
-        let mut arm = Arm::default();
-        for _ in 0..100 {
-            arm.sums.tokens_out.add(1.0, 100.0);
-        }
-        let r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
-        let lv = Levels {
-            arm: Some(&arm),
-            ..Levels::default()
+        let mut arm = Hot::EMPTY;
+        arm.ratios[RATIO_OUT] = crate::arm::RatioHot {
+            w: 1_000.0,
+            mean: 2f64.ln(),
+            var: 0.0,
         };
-        let e = estimate(&sp, lv, 1.0, &r);
-        assert!(e.tokens_out < 120.0, "{}", e.tokens_out);
+        for est_out in [100, 10_000] {
+            let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
+            r.est_output_tokens = est_out;
+            let base = estimate(&sp, E3, 1.0, &r);
+            let e = estimate(&sp, [&Hot::EMPTY, &Hot::EMPTY, &arm], 1.0, &r);
+            let want = 2.0 * est_out as f64;
+            assert!(
+                (e.tokens_out - want).abs() / want < 0.01,
+                "{}",
+                e.tokens_out
+            );
+            assert!(e.cost_usd > base.cost_usd);
+        }
     }
 }

@@ -1,6 +1,10 @@
 //! Versioned snapshot bytes of the learned sums: `MAGIC`, a little-endian u32 version, then a
 //! bincode body. Breakers and drift windows are per process and left out.
 //!
+//! Version 2 replaced v1's absolute token statistics with log-ratios (tokens actual/estimated,
+//! cost billed/list). v1 snapshots still restore: success, latency and plain token sums carry
+//! over; the ratios start empty (v1 never saw estimates).
+//!
 //! Merge adds sums after aligning epochs to the later t0 (the earlier side is multiplied by
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
@@ -10,28 +14,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::arm::{ArmKey, ArmTable, ALL_CLASSES};
 use crate::error::{CoreError, Result};
-use crate::stats::Sums;
+use crate::stats::{LatencySums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Body {
+struct Body<S = Sums> {
     half_life_s: f64,
     t0: Option<f64>,
     last_now: f64,
-    arms: Vec<SnapArm>,
+    arms: Vec<SnapArm<S>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SnapArm {
+struct SnapArm<S = Sums> {
     model: String,
     role: u8,
     /// `None` for the pooled levels.
     class: Option<String>,
-    sums: Sums,
+    sums: S,
+}
+
+/// Version 1 sums (absolute log-token statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SumsV1 {
+    successes: f64,
+    failures: f64,
+    tokens_in: [f64; 3],
+    tokens_out: [f64; 3],
+    input_plain: f64,
+    cached_plain: f64,
+    output_plain: f64,
+    latency: LatencySums,
+}
+
+impl From<SumsV1> for Sums {
+    fn from(v: SumsV1) -> Self {
+        Self {
+            successes: v.successes,
+            failures: v.failures,
+            tokens_w: v.tokens_in[0],
+            input_plain: v.input_plain,
+            cached_plain: v.cached_plain,
+            output_plain: v.output_plain,
+            latency: v.latency,
+            ..Sums::default()
+        }
+    }
 }
 
 /// Encodes the table; arms are sorted by names so equal states give equal bytes.
@@ -71,18 +103,38 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let version = u32::from_le_bytes(v);
-    if version != VERSION {
-        return Err(CoreError::field(
-            "snapshot.version",
-            format!("unsupported version {version}, expected {VERSION}"),
-        ));
-    }
-    let body: Body = bincode::DefaultOptions::new()
+    let opts = bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .allow_trailing_bytes()
-        .with_limit(MAX_BODY)
-        .deserialize(&data[12..])
-        .map_err(|e| CoreError::field("snapshot", format!("corrupt body: {e}")))?;
+        .with_limit(MAX_BODY);
+    let corrupt = |e: bincode::Error| CoreError::field("snapshot", format!("corrupt body: {e}"));
+    let body: Body = match version {
+        VERSION => opts.deserialize(&data[12..]).map_err(corrupt)?,
+        1 => {
+            let v1: Body<SumsV1> = opts.deserialize(&data[12..]).map_err(corrupt)?;
+            Body {
+                half_life_s: v1.half_life_s,
+                t0: v1.t0,
+                last_now: v1.last_now,
+                arms: v1
+                    .arms
+                    .into_iter()
+                    .map(|a| SnapArm {
+                        model: a.model,
+                        role: a.role,
+                        class: a.class,
+                        sums: a.sums.into(),
+                    })
+                    .collect(),
+            }
+        }
+        _ => {
+            return Err(CoreError::field(
+                "snapshot.version",
+                format!("unsupported version {version}, expected {VERSION} (or 1)"),
+            ))
+        }
+    };
     if body.t0.is_some_and(|t| !t.is_finite())
         || !body.last_now.is_finite() && body.last_now != f64::NEG_INFINITY
     {
@@ -126,14 +178,12 @@ impl Decoded {
             if f != 1.0 {
                 sums.scale(f);
             }
-            table
-                .get_mut_or_insert(ArmKey {
-                    model,
-                    role: a.role,
-                    class,
-                })
-                .sums
-                .merge(&sums);
+            let key = ArmKey {
+                model,
+                role: a.role,
+                class,
+            };
+            table.with_arm(key, |arm| arm.sums.merge(&sums));
         }
     }
 }

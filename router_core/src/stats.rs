@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Log-normal sufficient statistics: Σw, Σw·ln x, Σw·ln² x.
+/// Log-normal sufficient statistics of a ratio r: Σw, Σw·ln r, Σw·ln² r.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LogNormalSums {
     pub w: f64,
@@ -11,27 +11,30 @@ pub struct LogNormalSums {
     pub wl2: f64,
 }
 
+/// Ratios are clamped to [1/RATIO_CLAMP, RATIO_CLAMP] so one absurd report cannot dominate.
+pub const RATIO_CLAMP: f64 = 1_000.0;
+
 impl LogNormalSums {
-    pub fn add(&mut self, w: f64, x: f64) {
-        // ln(0) is -inf; a zero-token step is treated as one token so the sums stay finite.
-        let l = x.max(1.0).ln();
+    /// Adds one observed ratio `actual / expected`; a non-positive side means "not reported".
+    pub fn add_ratio(&mut self, w: f64, actual: f64, expected: f64) {
+        if !(actual > 0.0 && expected > 0.0 && actual.is_finite() && expected.is_finite()) {
+            return;
+        }
+        let l = (actual / expected)
+            .clamp(1.0 / RATIO_CLAMP, RATIO_CLAMP)
+            .ln();
         self.w += w;
         self.wl += w * l;
         self.wl2 += w * l * l;
     }
 
-    /// E[x] after shrinking toward `prior` with `k` pseudo-observations (`scale` decays the sums).
-    /// The mean of ln x is shrunk; the variance only counts once there is evidence.
-    pub fn shrunk_mean(&self, prior: f64, k: f64, scale: f64) -> f64 {
-        let w = self.w * scale;
-        if w <= 1e-12 {
-            return prior;
+    /// (mean, variance) of ln r; scale-invariant, so decayed sums give the same moments.
+    pub fn moments(&self) -> (f64, f64) {
+        if self.w <= 1e-12 {
+            return (0.0, 0.0);
         }
-        let m_obs = self.wl / self.w;
-        let var_obs = (self.wl2 / self.w - m_obs * m_obs).max(0.0);
-        let mu = (k * prior.max(1.0).ln() + w * m_obs) / (k + w);
-        let var = var_obs * w / (w + k);
-        (mu + var / 2.0).exp()
+        let m = self.wl / self.w;
+        (m, (self.wl2 / self.w - m * m).max(0.0))
     }
 
     fn scale(&mut self, f: f64) {
@@ -44,6 +47,10 @@ impl LogNormalSums {
         self.w += o.w;
         self.wl += o.wl;
         self.wl2 += o.wl2;
+    }
+
+    fn fields(&self) -> [f64; 3] {
+        [self.w, self.wl, self.wl2]
     }
 }
 
@@ -116,16 +123,25 @@ fn bucket(ms: f64) -> usize {
 }
 
 /// All learned sums of one arm, weighted by exp(λ·(t − t0)).
+///
+/// Token and cost knowledge is kept as log-ratios (see score.rs): `ratio_in` / `ratio_out` are
+/// actual / estimated tokens of the step, `cost_ratio` is billed cost / list-price cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sums {
     pub successes: f64,
     pub failures: f64,
-    pub tokens_in: LogNormalSums,
-    pub tokens_out: LogNormalSums,
-    /// Plain Σw·tokens (input, cached input, output) for the leaderboard's mean cost.
+    pub ratio_in: LogNormalSums,
+    pub ratio_out: LogNormalSums,
+    pub cost_ratio: LogNormalSums,
+    /// Σw of reports that carried token counts, and the plain Σw·tokens (input, cached input,
+    /// output) for the leaderboard's mean cost.
+    pub tokens_w: f64,
     pub input_plain: f64,
     pub cached_plain: f64,
     pub output_plain: f64,
+    /// Σw of reports that carried a billed cost, and Σw·cost_usd.
+    pub cost_w: f64,
+    pub cost_plain: f64,
     pub latency: LatencySums,
 }
 
@@ -133,45 +149,60 @@ impl Sums {
     pub fn scale(&mut self, f: f64) {
         self.successes *= f;
         self.failures *= f;
-        self.tokens_in.scale(f);
-        self.tokens_out.scale(f);
+        self.ratio_in.scale(f);
+        self.ratio_out.scale(f);
+        self.cost_ratio.scale(f);
+        self.tokens_w *= f;
         self.input_plain *= f;
         self.cached_plain *= f;
         self.output_plain *= f;
+        self.cost_w *= f;
+        self.cost_plain *= f;
         self.latency.scale(f);
     }
 
     pub fn merge(&mut self, o: &Self) {
         self.successes += o.successes;
         self.failures += o.failures;
-        self.tokens_in.merge(&o.tokens_in);
-        self.tokens_out.merge(&o.tokens_out);
+        self.ratio_in.merge(&o.ratio_in);
+        self.ratio_out.merge(&o.ratio_out);
+        self.cost_ratio.merge(&o.cost_ratio);
+        self.tokens_w += o.tokens_w;
         self.input_plain += o.input_plain;
         self.cached_plain += o.cached_plain;
         self.output_plain += o.output_plain;
+        self.cost_w += o.cost_w;
+        self.cost_plain += o.cost_plain;
         self.latency.merge(&o.latency);
     }
 
+    /// Every field finite; weights and plain sums ≥ 0 (Σw·ln r may be negative).
     pub fn is_finite(&self) -> bool {
-        let fields = [
+        let non_negative = [
             self.successes,
             self.failures,
-            self.tokens_in.w,
-            self.tokens_in.wl,
-            self.tokens_in.wl2,
-            self.tokens_out.w,
-            self.tokens_out.wl,
-            self.tokens_out.wl2,
+            self.ratio_in.w,
+            self.ratio_in.wl2,
+            self.ratio_out.w,
+            self.ratio_out.wl2,
+            self.cost_ratio.w,
+            self.cost_ratio.wl2,
+            self.tokens_w,
             self.input_plain,
             self.cached_plain,
             self.output_plain,
+            self.cost_w,
+            self.cost_plain,
             self.latency.w,
             self.latency.wx,
         ];
-        fields
+        non_negative
             .iter()
             .chain(self.latency.hist.iter())
             .all(|v| v.is_finite() && *v >= -1e-9)
+            && [self.ratio_in, self.ratio_out, self.cost_ratio]
+                .iter()
+                .all(|r| r.fields().iter().all(|v| v.is_finite()))
     }
 }
 
@@ -198,14 +229,17 @@ mod tests {
     }
 
     #[test]
-    fn lognormal_shrinks_from_prior_to_data() {
+    fn ratios_are_log_moments_and_skip_unreported_sides() {
         let mut s = LogNormalSums::default();
-        assert!((s.shrunk_mean(1000.0, 2.0, 1.0) - 1000.0).abs() < 1e-9);
-        for _ in 0..200 {
-            s.add(1.0, 100.0);
-        }
-        let m = s.shrunk_mean(1000.0, 2.0, 1.0);
-        assert!((m - 100.0).abs() < 5.0, "{m}");
+        s.add_ratio(1.0, 0.0, 100.0);
+        s.add_ratio(1.0, 100.0, 0.0);
+        assert_eq!(s, LogNormalSums::default());
+        s.add_ratio(1.0, 200.0, 100.0);
+        s.add_ratio(1.0, 800.0, 100.0);
+        let (m, v) = s.moments();
+        assert!((m - 4f64.ln()).abs() < 1e-12 && (v - 2f64.ln().powi(2)).abs() < 1e-12);
+        s.scale(0.25);
+        assert!((s.moments().0 - m).abs() < 1e-12);
     }
 
     #[test]

@@ -32,16 +32,16 @@ pub fn req(now: f64) -> Request {
 
 pub fn report(model: &str, class: &str, status: Status, now: f64) -> Report {
     Report {
-        model: model.into(),
-        role: Role::from_number(EXECUTOR).unwrap(),
-        task_class: class.into(),
-        status,
         input_tokens: 10_000,
-        cached_input_tokens: 0,
         output_tokens: 1_000,
         latency_ms: 2_000.0,
-        now,
-        weight: 1.0,
+        ..Report::new(
+            model,
+            Role::from_number(EXECUTOR).unwrap(),
+            class,
+            status,
+            now,
+        )
     }
 }
 

@@ -21,17 +21,17 @@ fn outcome() -> impl Strategy<Value = (usize, u8, usize, f64, u64, f64)> {
 fn apply(core: &Core, events: &[(usize, u8, usize, f64, u64, f64)]) {
     let models = ["cheap", "mid", "strong"];
     for &(m, s, c, t, out, lat) in events {
+        let status = Status::from_number(i64::from(s)).unwrap();
+        let role = Role::from_number(2).unwrap();
         core.report(&Report {
-            model: models[m].into(),
-            role: Role::from_number(2).unwrap(),
-            task_class: format!("class{c}"),
-            status: Status::from_number(i64::from(s)).unwrap(),
             input_tokens: 1_000,
             cached_input_tokens: 100,
             output_tokens: out,
             latency_ms: lat,
-            now: t,
-            weight: 1.0,
+            est_input_tokens: 800,
+            est_output_tokens: 500,
+            cost_usd: (out % 3 == 0).then_some(out as f64 * 1e-6),
+            ..Report::new(models[m], role, &format!("class{c}"), status, t)
         })
         .unwrap();
     }
@@ -82,12 +82,12 @@ proptest! {
         let d = c.route(&r).unwrap();
         for cand in &d.candidates {
             prop_assert!(cand.score.is_finite() && cand.score > 0.0, "{:?}", cand);
-            let chosen = d.model.as_deref() == Some(&cand.model) || d.fallbacks.contains(&cand.model);
+            let chosen = d.model() == Some(cand.model.as_str()) || d.fallbacks().contains(&cand.model.as_str());
             prop_assert_eq!(chosen, !cand.excluded);
             if max_cost.is_some_and(|m| cand.cost_usd > m) { prop_assert!(cand.excluded); }
         }
-        if let Some(m) = &d.model {
-            prop_assert!(!r.denied.contains(m));
+        if let Some(m) = d.model().map(str::to_owned) {
+            prop_assert!(!r.denied.contains(&m));
             prop_assert!(attempt == 1 || m != "mid");
         }
         // A twin with the same history (breakers included) decides the same.

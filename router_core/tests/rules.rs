@@ -112,8 +112,8 @@ fn constraints_exclude_and_name_themselves() {
             }
         }
         if !model.is_empty() {
-            assert_ne!(d.model.as_deref(), Some(*model), "{name}");
-            assert!(!d.fallbacks.iter().any(|f| f == model), "{name}");
+            assert_ne!(d.model(), Some(*model), "{name}");
+            assert!(!d.fallbacks().iter().any(|f| f == model), "{name}");
         }
     }
 }
@@ -125,10 +125,10 @@ fn nothing_eligible_lists_every_model_and_the_reason() {
     r.provenance = vec!["audited".into()];
     r.max_cost_usd = Some(0.0001);
     let d = c.route(&r).unwrap();
-    assert_eq!(d.model, None);
+    assert_eq!(d.model(), None);
     assert_eq!(d.candidates.len(), 3);
     assert_eq!(
-        d.reason,
+        d.reason(),
         "no model satisfies the constraints: provenance excluded 1 (cheap), max_cost excluded 2 (mid, strong)"
     );
 }
@@ -139,8 +139,8 @@ fn greedy_pick_is_lowest_cost_per_success_and_fallbacks_follow_the_index() {
     let mut r = req(0.0);
     r.explain = true;
     let d = c.route(&r).unwrap();
-    assert_eq!(d.model.as_deref(), Some("cheap"));
-    assert_eq!(d.fallbacks, vec!["mid", "strong"]);
+    assert_eq!(d.model(), Some("cheap"));
+    assert_eq!(d.fallbacks(), vec!["mid", "strong"]);
     let scores: Vec<f64> = d.candidates.iter().map(|c| c.score).collect();
     assert!(scores.windows(2).all(|w| w[0] <= w[1]), "{scores:?}");
     assert!(!d.exploration);
@@ -156,7 +156,7 @@ fn learning_moves_the_pick() {
     feed(&c, "cheap", "edit", Status::Failure, 40, 10.0);
     feed(&c, "mid", "edit", Status::Success, 40, 10.0);
     let d = c.route(&req(10.0)).unwrap();
-    assert_eq!(d.model.as_deref(), Some("mid"));
+    assert_eq!(d.model(), Some("mid"));
     // Another class borrows the (model, role) evidence but less strongly.
     let mut other = req(10.0);
     other.task_class = "plan".into();
@@ -194,7 +194,7 @@ fn thompson_sampling_is_seeded_and_explores() {
     assert!(picks.iter().any(|d| d.exploration));
     assert!(picks
         .iter()
-        .all(|d| d.exploration == (d.model.as_deref() != Some("cheap"))));
+        .all(|d| d.exploration == (d.model() != Some("cheap"))));
 }
 
 #[test]
@@ -208,10 +208,10 @@ fn stickiness_keeps_the_model_unless_the_saving_beats_the_cache_loss() {
         r.context_tokens = ctx;
         let d = c.route(&r).unwrap();
         assert_eq!(
-            (d.model.as_deref(), d.sticky),
+            (d.model(), d.sticky),
             (Some(want), sticky),
             "ctx {ctx}: {}",
-            d.reason
+            d.reason()
         );
     }
 }
@@ -220,7 +220,7 @@ fn stickiness_keeps_the_model_unless_the_saving_beats_the_cache_loss() {
 fn breaker_opens_half_opens_and_closes() {
     let c = core();
     feed(&c, "cheap", "edit", Status::Error, 2, 0.0);
-    let route = |now| c.route(&req(now)).unwrap().model;
+    let route = |now| c.route(&req(now)).unwrap().model().map(str::to_owned);
     assert_eq!(route(1.0).as_deref(), Some("mid"));
     assert_eq!(route(11.0).as_deref(), Some("cheap"), "half-open probe");
     assert_ne!(route(12.0).as_deref(), Some("cheap"), "only one probe");
@@ -246,8 +246,12 @@ fn breaker_opens_half_opens_and_closes() {
     let mut r = req(21.0);
     r.denied = vec!["cheap".into()];
     let d = c.route(&r).unwrap();
-    assert_eq!(d.model, None, "{}", d.reason);
-    assert!(d.reason.contains("circuit_open excluded 2"), "{}", d.reason);
+    assert_eq!(d.model(), None, "{}", d.reason());
+    assert!(
+        d.reason().contains("circuit_open excluded 2"),
+        "{}",
+        d.reason()
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ class Candidate:
     """Decayed weighted count of this (model, role, task_class) arm's own outcomes."""
 
 class Decision:
+    """Read-only view of a decision; `fallbacks` and `reason` are built when read."""
     model: str | None
     """None when nothing is eligible; then `candidates` lists every model and `reason` says why."""
     fallbacks: list[str]
@@ -112,9 +113,18 @@ class Core:
         self, *, model: str, role: int, task_class: str, status: int, now: float,
         input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
         latency_ms: float = 0.0, weight: float = 1.0,
+        est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
+        cost_usd: float | None = None,
     ) -> None:
         """Learn from one step. SUCCESS counts as success; FAILURE, ERROR, TIMEOUT as failure;
-        CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers."""
+        CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers.
+
+        Zero means "not reported": a zero token count, latency, estimate or cost_usd leaves that
+        statistic untouched. From SUCCESS/FAILURE steps the core learns, per arm and pooled
+        (task_class ← (model, role) ← model ← 1.0), the log-ratios input_tokens/est_input_tokens,
+        output_tokens/est_output_tokens and cost_usd / list-price cost (of the reported tokens,
+        or of the est_* tokens when none were reported). route predicts tokens = its estimate ×
+        E[ratio] and cost = list price of those tokens × E[cost ratio]. cost_usd must be ≥ 0."""
     def complete_job(self, *, steps: list[tuple[str, int, str]], success: bool, now: float) -> None:
         """Credit each distinct (model, role, task_class) with routing.job_credit_weight."""
     def arms(self) -> list[ArmStats]:

@@ -5,240 +5,19 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::{ArmStats, Candidate, Core, CoreError, Decision, Event, Report, Request, Role, Status};
+mod convert;
+mod types;
 
-/// The Python exception must be named `CoreError`, which the Rust type already is; a module
-/// keeps the two names apart.
-mod exc {
-    pyo3::create_exception!(
-        _core,
-        CoreError,
-        pyo3::exceptions::PyValueError,
-        "Invalid catalog, argument or snapshot; the message names the field."
-    );
-}
-use exc::CoreError as PyCoreError;
+use convert::{err, request, PyCoreError};
+use types::{PyArmStats, PyCandidate, PyDecision, PyEvent};
 
-fn err(e: CoreError) -> PyErr {
-    PyCoreError::new_err(e.to_string())
-}
+use crate::{Core, Report, Role, Status};
 
 /// Thread-safe router core. All state lives behind locks inside, so one instance serves many
 /// Python threads; every method releases the GIL while it works.
 #[pyclass(frozen, module = "modelyard._core", name = "Core")]
 struct PyCore {
     inner: Core,
-}
-
-#[pyclass(frozen, get_all, module = "modelyard._core", name = "Candidate")]
-#[derive(Clone)]
-struct PyCandidate {
-    model: String,
-    excluded: bool,
-    constraint: String,
-    detail: String,
-    cost_usd: f64,
-    success_probability: f64,
-    sampled_success: f64,
-    latency_ms: f64,
-    score: f64,
-    evidence: f64,
-}
-
-#[pyclass(frozen, get_all, module = "modelyard._core", name = "Decision")]
-struct PyDecision {
-    model: Option<String>,
-    fallbacks: Vec<String>,
-    expected_cost_usd: f64,
-    success_probability: f64,
-    latency_ms: f64,
-    cost_per_success_usd: f64,
-    score: f64,
-    exploration: bool,
-    sticky: bool,
-    reason: String,
-    candidates: Vec<PyCandidate>,
-}
-
-#[pyclass(frozen, get_all, module = "modelyard._core", name = "ArmStats")]
-struct PyArmStats {
-    model: String,
-    role: u8,
-    task_class: String,
-    n: f64,
-    successes: f64,
-    failures: f64,
-    mean_success: f64,
-    success_low: f64,
-    success_high: f64,
-    mean_cost_usd: f64,
-    mean_latency_ms: f64,
-    p90_latency_ms: f64,
-}
-
-#[pyclass(frozen, get_all, module = "modelyard._core", name = "Event")]
-struct PyEvent {
-    kind: String,
-    model: String,
-    provider: String,
-    role: u8,
-    task_class: String,
-    detail: String,
-    at: f64,
-}
-
-#[pymethods]
-impl PyDecision {
-    fn __repr__(&self) -> String {
-        format!(
-            "Decision(model={:?}, fallbacks={:?}, score={}, exploration={}, sticky={}, reason={:?})",
-            self.model, self.fallbacks, self.score, self.exploration, self.sticky, self.reason
-        )
-    }
-}
-
-#[pymethods]
-impl PyCandidate {
-    fn __repr__(&self) -> String {
-        format!(
-            "Candidate(model={:?}, constraint={:?}, score={})",
-            self.model, self.constraint, self.score
-        )
-    }
-}
-
-#[pymethods]
-impl PyEvent {
-    fn __repr__(&self) -> String {
-        format!(
-            "Event(kind={:?}, model={:?}, provider={:?}, detail={:?})",
-            self.kind, self.model, self.provider, self.detail
-        )
-    }
-}
-
-impl From<Candidate> for PyCandidate {
-    fn from(c: Candidate) -> Self {
-        Self {
-            model: c.model,
-            excluded: c.excluded,
-            constraint: c.constraint.to_owned(),
-            detail: c.detail,
-            cost_usd: c.cost_usd,
-            success_probability: c.success_probability,
-            sampled_success: c.sampled_success,
-            latency_ms: c.latency_ms,
-            score: c.score,
-            evidence: c.evidence,
-        }
-    }
-}
-
-impl From<Decision> for PyDecision {
-    fn from(d: Decision) -> Self {
-        Self {
-            model: d.model,
-            fallbacks: d.fallbacks,
-            expected_cost_usd: d.expected_cost_usd,
-            success_probability: d.success_probability,
-            latency_ms: d.latency_ms,
-            cost_per_success_usd: d.cost_per_success_usd,
-            score: d.score,
-            exploration: d.exploration,
-            sticky: d.sticky,
-            reason: d.reason,
-            candidates: d.candidates.into_iter().map(PyCandidate::from).collect(),
-        }
-    }
-}
-
-impl From<ArmStats> for PyArmStats {
-    fn from(a: ArmStats) -> Self {
-        Self {
-            model: a.model,
-            role: a.role,
-            task_class: a.task_class,
-            n: a.n,
-            successes: a.successes,
-            failures: a.failures,
-            mean_success: a.mean_success,
-            success_low: a.success_low,
-            success_high: a.success_high,
-            mean_cost_usd: a.mean_cost_usd,
-            mean_latency_ms: a.mean_latency_ms,
-            p90_latency_ms: a.p90_latency_ms,
-        }
-    }
-}
-
-impl From<Event> for PyEvent {
-    fn from(e: Event) -> Self {
-        Self {
-            kind: e.kind.to_owned(),
-            model: e.model,
-            provider: e.provider,
-            role: e.role,
-            task_class: e.task_class,
-            detail: e.detail,
-            at: e.at,
-        }
-    }
-}
-
-/// Builds a Request from the keyword arguments shared by `route` and `estimate`.
-#[allow(clippy::fn_params_excessive_bools)]
-fn request(
-    role: i64,
-    task_class: String,
-    est_input_tokens: u64,
-    est_output_tokens: u64,
-    est_cached_input_tokens: u64,
-    capabilities: Vec<String>,
-    min_context: u64,
-    allowed: Vec<String>,
-    denied: Vec<String>,
-    provenance: Vec<String>,
-    max_cost_usd: Option<f64>,
-    max_latency_ms: Option<f64>,
-    min_success: Option<f64>,
-    budget_cap_usd: Option<f64>,
-    attempt: u32,
-    failed_models: Vec<String>,
-    job_failures: u32,
-    sticky_model: Option<String>,
-    context_tokens: u64,
-    time_value_usd_per_s: f64,
-    explore: bool,
-    seed: u64,
-    now: f64,
-    explain: bool,
-) -> PyResult<Request> {
-    Ok(Request {
-        role: Role::from_number(role).map_err(err)?,
-        task_class,
-        est_input_tokens,
-        est_output_tokens,
-        est_cached_input_tokens,
-        capabilities,
-        min_context,
-        allowed,
-        denied,
-        provenance,
-        max_cost_usd,
-        max_latency_ms,
-        min_success,
-        budget_cap_usd,
-        attempt,
-        failed_models,
-        job_failures,
-        sticky_model,
-        context_tokens,
-        time_value_usd_per_s,
-        explore,
-        seed,
-        now,
-        explain,
-    })
 }
 
 #[pymethods]
@@ -317,7 +96,7 @@ impl PyCore {
             explain,
         )?;
         let d = py.allow_threads(|| self.inner.route(&req)).map_err(err)?;
-        Ok(d.into())
+        Ok(PyDecision(d))
     }
 
     #[pyo3(signature = (*, role, task_class, now, est_input_tokens=0, est_output_tokens=0,
@@ -387,7 +166,8 @@ impl PyCore {
     }
 
     #[pyo3(signature = (*, model, role, task_class, status, now, input_tokens=0,
-        cached_input_tokens=0, output_tokens=0, latency_ms=0.0, weight=1.0))]
+        cached_input_tokens=0, output_tokens=0, latency_ms=0.0, weight=1.0, est_input_tokens=0,
+        est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None))]
     fn report(
         &self,
         py: Python<'_>,
@@ -401,6 +181,10 @@ impl PyCore {
         output_tokens: u64,
         latency_ms: f64,
         weight: f64,
+        est_input_tokens: u64,
+        est_output_tokens: u64,
+        est_cached_input_tokens: u64,
+        cost_usd: Option<f64>,
     ) -> PyResult<()> {
         let r = Report {
             model,
@@ -413,6 +197,10 @@ impl PyCore {
             latency_ms,
             now,
             weight,
+            est_input_tokens,
+            est_output_tokens,
+            est_cached_input_tokens,
+            cost_usd,
         };
         py.allow_threads(|| self.inner.report(&r)).map_err(err)
     }

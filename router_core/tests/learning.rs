@@ -1,0 +1,120 @@
+//! Learning of tokens and cost: zero means "not reported", token ratios scale the request's own
+//! estimate, billed cost is learned as a ratio to list price, ratios pool like success.
+
+mod common;
+
+use _core::{Core, Report, Request, Role, Status};
+use common::{core, req, EXECUTOR};
+
+fn role(n: i64) -> Role {
+    Role::from_number(n).unwrap()
+}
+
+fn sized(now: f64, est_in: u64, est_out: u64) -> Request {
+    let mut r = req(now);
+    r.est_input_tokens = est_in;
+    r.est_output_tokens = est_out;
+    r
+}
+
+/// Expected cost of `model` for a request.
+fn cost(c: &Core, r: &Request, model: &str) -> f64 {
+    let cands = c.estimate(r).unwrap();
+    cands.iter().find(|x| x.model == model).unwrap().cost_usd
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+#[test]
+fn zero_usage_reports_leave_cost_and_latency_unchanged() {
+    let c = core();
+    let r = sized(10.0, 100_000, 100_000);
+    let before = c.estimate(&r).unwrap();
+    for _ in 0..4 {
+        let mut rep = Report::new("mid", role(EXECUTOR), "edit", Status::Success, 10.0);
+        rep.est_input_tokens = 100_000;
+        rep.est_output_tokens = 100_000;
+        rep.cost_usd = Some(0.0);
+        c.report(&rep).unwrap();
+    }
+    let after = c.estimate(&r).unwrap();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.cost_usd, a.cost_usd, "{}", a.model);
+        assert_eq!(b.latency_ms, a.latency_ms, "{}", a.model);
+    }
+    assert!(after[1].success_probability > before[1].success_probability);
+}
+
+#[test]
+fn reports_of_twice_the_estimate_double_the_cost_for_steps_of_any_size() {
+    let c = core();
+    let base: Vec<f64> = [(500, 50), (20_000, 2_000), (150_000, 20_000)]
+        .iter()
+        .map(|&(i, o)| cost(&c, &sized(10.0, i, o), "mid"))
+        .collect();
+    for k in 0..40u64 {
+        // Steps of varied size, each using twice its estimate.
+        let (ei, eo) = (1_000 + k * 997, 100 + k * 31);
+        let mut rep = Report::new("mid", role(EXECUTOR), "edit", Status::Success, 10.0);
+        rep.est_input_tokens = ei;
+        rep.est_output_tokens = eo;
+        rep.input_tokens = 2 * ei;
+        rep.output_tokens = 2 * eo;
+        c.report(&rep).unwrap();
+    }
+    for (&(i, o), b) in [(500, 50), (20_000, 2_000), (150_000, 20_000)]
+        .iter()
+        .zip(base)
+    {
+        let got = cost(&c, &sized(10.0, i, o), "mid");
+        assert!(rel(got, 2.0 * b) < 0.05, "{i}/{o}: {got} vs 2×{b}");
+    }
+}
+
+#[test]
+fn cost_only_replay_converges_to_the_true_mean_cost_per_call() {
+    let c = core();
+    // Billed cost is 3× list price (say, hidden reasoning tokens), ±20%, no token counts.
+    let list = |i: u64, o: u64| (i as f64 * 1.0 + o as f64 * 4.0) / 1e6; // "mid" prices
+    let noise = [0.8, 1.2, 1.0, 0.9, 1.1];
+    for (n, class) in ["a", "b", "c", "d"].iter().enumerate() {
+        for (k, f) in noise.iter().enumerate() {
+            let (ei, eo) = (5_000 + 3_000 * (k + n) as u64, 500 + 200 * k as u64);
+            let mut rep = Report::new("mid", role(EXECUTOR), class, Status::Success, 10.0);
+            rep.est_input_tokens = ei;
+            rep.est_output_tokens = eo;
+            rep.cost_usd = Some(3.0 * f * list(ei, eo));
+            c.report(&rep).unwrap();
+        }
+    }
+    for class in ["a", "d", "never-seen"] {
+        let mut r = sized(10.0, 12_000, 900);
+        r.task_class = class.into();
+        let got = cost(&c, &r, "mid");
+        let want = 3.0 * list(12_000, 900);
+        assert!(rel(got, want) < 0.1, "{class}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn a_new_task_class_and_role_borrow_the_model_level_cost_ratio() {
+    let c = core();
+    let planner = 1;
+    let mut r = sized(10.0, 10_000, 1_000);
+    r.role = role(planner);
+    r.task_class = "new".into();
+    let base = cost(&c, &r, "strong");
+    for _ in 0..30 {
+        let mut rep = Report::new("strong", role(EXECUTOR), "edit", Status::Success, 10.0);
+        rep.est_input_tokens = 10_000;
+        rep.est_output_tokens = 1_000;
+        rep.cost_usd = Some(3.0 * (10_000.0 * 3.0 + 1_000.0 * 15.0) / 1e6);
+        c.report(&rep).unwrap();
+    }
+    let got = cost(&c, &r, "strong");
+    assert!(got > 2.5 * base && got < 3.0 * base, "{got} vs 3×{base}");
+    // Other models learned nothing.
+    assert_eq!(cost(&c, &r, "mid"), cost(&core(), &r, "mid"));
+}
