@@ -123,8 +123,8 @@ class Core:
         statistic untouched. From SUCCESS/FAILURE steps the core learns, per arm and pooled
         (task_class ← (model, role) ← model ← 1.0), the log-ratios input_tokens/est_input_tokens,
         output_tokens/est_output_tokens and cost_usd / list-price cost (of the reported tokens,
-        or of the est_* tokens when none were reported). route predicts tokens = its estimate ×
-        E[ratio] and cost = list price of those tokens × E[cost ratio]. cost_usd must be ≥ 0."""
+        or of the est_* tokens when none were reported). route predicts tokens = its estimate x
+        E[ratio] and cost = list price of those tokens x E[cost ratio]. cost_usd must be ≥ 0."""
     def complete_job(self, *, steps: list[tuple[str, int, str]], success: bool, now: float) -> None:
         """Credit each distinct (model, role, task_class) with routing.job_credit_weight."""
     def arms(self) -> list[ArmStats]:

@@ -19,6 +19,8 @@ from modelyard.config import ConfigError, load_config
 from modelyard.core import RoutingCore
 from modelyard.errors import ConfigRejected
 from modelyard.jobs import JobTracker
+from modelyard.learning_sync import LearningSync, SharedLearning, SyncedCore, replica_id
+from modelyard.providers.pool import ProviderPool
 from modelyard.runtime import Runtime, build_runtime
 from modelyard.store import Store, open_store
 
@@ -28,7 +30,7 @@ STATE_NAME = "core"
 SHARED = ""
 STATE_SAVE_INTERVAL_S = 30.0
 EXPIRY_INTERVAL_S = 5.0
-CONFIG_POLL_INTERVAL_S = 2.0
+CONFIG_POLL_INTERVAL_S = 1.0  # a changed config (e.g. a revoked key) applies within ~1 s
 
 
 @dataclass(slots=True)
@@ -53,11 +55,14 @@ class App:
         # One shared core, or one per tenant when the operator keeps tenants' learning apart, so one
         # tenant's reports cannot skew another's routing (routing.learning: per_tenant).
         self._cores: dict[str, RoutingCore] = {SHARED: RoutingCore(runtime.catalog)}
+        self._core_type: type[RoutingCore] = RoutingCore
+        self.sync: LearningSync | None = None  # set at start when the store shares learning
         self.jobs = JobTracker()
         self.stats = Stats()
         self._tasks: list[asyncio.Task[None]] = []
         self._mtime = self._file_mtime()
         self._seed_counter = 0
+        self.providers = ProviderPool()  # Dispatch's HTTP clients, one per endpoint, created lazily
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> App:
@@ -67,10 +72,16 @@ class App:
     # lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.store.open()
+        cfg = self.runtime.config.store
+        if isinstance(self.store, SharedLearning):  # replicas learn together through the store
+            self._core_type, self._cores = SyncedCore, {}
+            self.sync = LearningSync(self.store, self.cores, self._state_name,
+                                     replica=replica_id(cfg.redis.replica_id_env),
+                                     interval_s=cfg.redis.sync_interval_s)
         names = [SHARED] if not self.per_tenant else [t.id for t in self.runtime.config.tenants]
         for name in names:
             core = self.core_for(name)
-            state = await self.store.load_state(self._state_name(name))
+            state = None if self.sync else await self.store.load_state(self._state_name(name))
             if state:
                 core.restore(state)
                 log.info("restored learned state %s: %d arms", self._state_name(name), core.arm_count())
@@ -79,6 +90,8 @@ class App:
             asyncio.create_task(self._every(STATE_SAVE_INTERVAL_S, self.save_state), name="save"),
             asyncio.create_task(self._every(CONFIG_POLL_INTERVAL_S, self._watch_config), name="watch"),
         ]
+        if self.sync:
+            await self.sync.start()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -87,8 +100,12 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.sync:
+            await self.sync.stop()
         with contextlib.suppress(Exception):
             await self.save_state()
+        with contextlib.suppress(Exception):
+            await self.providers.aclose()
         await self.store.close()
 
     def _expiry_interval(self) -> float:
@@ -122,7 +139,7 @@ class App:
         key = tenant if self.per_tenant else SHARED
         core = self._cores.get(key)
         if core is None:
-            core = self._cores[key] = RoutingCore(self.runtime.catalog)
+            core = self._cores[key] = self._core_type(self.runtime.catalog)
         return core
 
     @staticmethod
@@ -133,6 +150,9 @@ class App:
         return dict(self._cores)
 
     async def save_state(self) -> None:
+        if self.sync:  # shared learning: each replica saves its own contribution
+            await self.sync.sync_all()
+            return
         for key, core in list(self._cores.items()):
             await self.store.save_state(self._state_name(key), core.snapshot(), self.clock())
 

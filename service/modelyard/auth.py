@@ -16,6 +16,7 @@ from modelyard.errors import PermissionDenied, Unauthenticated
 SCOPES = ("route", "report", "read", "admin")
 KEY_PREFIX = "my_"
 _BEARER = "bearer "
+KNOWN_KEYS_MAX = 4096  # bounded by the number of configured keys anyway: only valid keys are cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,10 @@ class KeyIndex:
     def __init__(self, entries: Iterable[tuple[str, Principal]]) -> None:
         self._by_hash: dict[str, Principal] = dict(entries)
         self._hashes = {h: h for h in self._by_hash}
+        # Keys that authenticated before, so a caller's every RPC does not hash its key again. Only
+        # valid keys enter, so an unknown key always takes the hash-and-compare path below; the
+        # cache lives and dies with this index, hence with the config it was built from.
+        self._known: dict[str, Principal] = {}
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -72,10 +77,16 @@ class KeyIndex:
                 "no API key: send 'authorization: Bearer <key>' metadata "
                 "(create one with `modelyard keys new`)"
             )
+        known = self._known.get(key)
+        if known is not None:
+            return known
         digest = hash_key(key)
         # The dict lookup is keyed by the hash, which leaks nothing about the key; the final
         # comparison is constant-time so equality itself is never decided byte by byte.
         stored = self._hashes.get(digest, "0" * 64)
         if not hmac.compare_digest(stored, digest) or digest not in self._by_hash:
             raise Unauthenticated("unknown API key: check the key, or ask the operator to add its hash")
-        return self._by_hash[digest]
+        who = self._by_hash[digest]
+        if len(self._known) < KNOWN_KEYS_MAX:
+            self._known[key] = who
+        return who

@@ -8,6 +8,7 @@ gradually rather than failing all at once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,7 +47,9 @@ def limits_for(
     return limits
 
 
+@functools.lru_cache(maxsize=256)
 def _iso(ts: float) -> str:
+    # Window resets repeat for an hour, a day or a month: format each once, not six times per Route.
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -112,6 +112,10 @@ class Decision:
     candidates: tuple[CandidateView, ...] = ()
     budgets: tuple[BudgetView, ...] = ()
     replayed: bool = False
+    # The step's size as routed: the outcome's usage is learned relative to it.
+    est_input_tokens: int = 0
+    est_output_tokens: int = 0
+    est_cached_input_tokens: int = 0
 
     def to_payload(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()

@@ -15,6 +15,7 @@ from modelyard.domain import (
     CANCELLED,
     JOB_ABANDONED,
     JOB_SUCCEEDED,
+    WINDOW_NAMES,
     CandidateView,
     Decision,
     JobResult,
@@ -30,6 +31,7 @@ from modelyard.policy import narrow
 from modelyard.pricing import call_cost_usd
 from modelyard.runtime import Runtime, TenantRuntime
 from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reservation
+from modelyard.telemetry import rpc as telemetry
 
 
 def _choice(rt: Runtime, model_id: str) -> ModelChoice:
@@ -51,6 +53,12 @@ def _candidates(core_candidates: list) -> tuple[CandidateView, ...]:
 
 
 async def route(app: App, who: Principal, req: RouteInput) -> Decision:
+    decision = await _route(app, who, req)
+    telemetry.on_route(who, req, decision)
+    return decision
+
+
+async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     rt = app.runtime
     tenant = rt.tenant(who)
     now = app.clock()
@@ -75,6 +83,13 @@ async def route(app: App, who: Principal, req: RouteInput) -> Decision:
         replay = await _replay(app, who, req)
         if replay is not None:
             return replay
+        if any(c.constraint == "budget" for c in out.candidates):
+            # A model met every other constraint and only money stood in the way: that is the
+            # budget's answer (RESOURCE_EXHAUSTED), not a policy mismatch.
+            tight = min((v for v in room.views if v.remaining_usd is not None), key=lambda v: v.remaining_usd or 0.0)
+            raise BudgetExhausted(
+                f"{out.reason}; {tight.scope} '{tight.subject}' has ${tight.remaining_usd:.2f} left in its "
+                f"{WINDOW_NAMES[tight.window]} window past the soft limit (resets at {tight.resets_at})")
         raise NoEligibleModel(out.reason)
     return await _reserve(app, who, req, tenant, out, room, now)
 
@@ -102,6 +117,9 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
         reservation_expires_at=int(now + ttl),
         candidates=_candidates(out.candidates) if req.explain else (),
         budgets=room.views,
+        est_input_tokens=req.task.est_input_tokens,
+        est_output_tokens=req.task.est_output_tokens,
+        est_cached_input_tokens=req.task.est_cached_input_tokens,
     )
     reservation = Reservation(
         request_id=req.request_id, decision_id=decision.decision_id, tenant=who.tenant,
@@ -145,18 +163,23 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
     if not result.duplicate:
         app.stats.outcomes += 1
         if req.status != CANCELLED:
+            routed = Decision.from_payload(record.payload)
             core = app.core_for(who.tenant)
             core.report(
                 model=model_used, role=record.role, task_class=record.task_class, status=req.status,
                 input_tokens=req.input_tokens, cached_input_tokens=req.cached_input_tokens,
                 output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
+                est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
+                est_cached_input_tokens=routed.est_cached_input_tokens, cost_usd=req.cost_usd,
             )
             app.drain_core_events(core)
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status)
-    return OutcomeResult(
+    outcome = OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
         released_usd=micros_to_usd(result.released_micros), duplicate=result.duplicate,
     )
+    telemetry.on_outcome(who, req, record, model_used, outcome)
+    return outcome
 
 
 async def complete_job(app: App, who: Principal, job_id: str, status: int) -> JobResult:
@@ -176,8 +199,10 @@ async def complete_job(app: App, who: Principal, job_id: str, status: int) -> Jo
                 core.complete_job(steps, success=status == JOB_SUCCEEDED, now=now)
                 app.drain_core_events(core)
         app.jobs.forget(who.tenant, job_id)
-    return JobResult(
+    summary = JobResult(
         job_id=job_id, status=job.status, total_cost_usd=micros_to_usd(job.total_cost_micros),
         total_latency_ms=job.total_latency_ms, steps=job.steps, models=tuple(job.models),
         per_model=tuple((m, n, micros_to_usd(c)) for m, n, c in job.per_model), duplicate=duplicate,
     )
+    telemetry.on_job(who, job_id, summary)
+    return summary

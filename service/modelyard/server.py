@@ -18,11 +18,15 @@ from grpc_reflection.v1alpha import reflection
 
 from modelyard.app import App
 from modelyard.errors import ConfigRejected
+from modelyard.health import COMPONENTS, STORE, StoreMonitor
 from modelyard.interceptors import ServiceInterceptor
 from modelyard.servicers.admin import AdminServicer
 from modelyard.servicers.budgets import BudgetsServicer
 from modelyard.servicers.catalog import CatalogServicer
 from modelyard.servicers.router import RouterServicer
+from modelyard.telemetry import rpc as telemetry_rpc
+from modelyard.telemetry import setup as telemetry_setup
+from modelyard.telemetry import timing as telemetry_timing
 from modelyard.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -55,8 +59,12 @@ class Server:
         self._stopping = False
         self._stopped = asyncio.Event()
         self.port = 0
+        self.store_monitor = StoreMonitor(self.health, app.store)
+        # Telemetry off: no providers, no OTel interceptor, nothing wrapped.
+        self.telemetry = telemetry_setup.setup(app.runtime.config.telemetry)
+        telemetry_timing.instrument(app, self.telemetry)
         self.grpc = grpc.aio.server(
-            interceptors=[ServiceInterceptor(
+            interceptors=[*telemetry_rpc.server_interceptors(self.telemetry), ServiceInterceptor(
                 keys=lambda: self.app.runtime.keys,
                 default_deadline_s=lambda: self.app.runtime.config.server.default_deadline_ms / 1000,
             )],
@@ -86,12 +94,13 @@ class Server:
         await self.app.start()
         await self.grpc.start()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        await self.store_monitor.start()  # the store component follows the store from here on
         log.info("modelyard serving on %s (port %d), config %s", self.listen, self.port, self.app.runtime.version)
         return self.port
 
     async def _set_health(self, status: int) -> None:
         await self.health.set("", status)
-        for name in SERVICES:
+        for name in (*SERVICES, *(c for c in COMPONENTS if c != STORE)):
             await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -99,10 +108,13 @@ class Server:
             await self._stopped.wait()
             return
         self._stopping = True
+        await self.store_monitor.stop()
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         grace = self.app.runtime.config.server.shutdown_grace_s if grace is None else grace
         await self.grpc.stop(grace)
         await self.app.stop()
+        if self.telemetry is not None:
+            await asyncio.to_thread(self.telemetry.shutdown)
         self._stopped.set()
         log.info("modelyard stopped")
 

@@ -159,9 +159,13 @@ def test_hard_budget_refuses_with_window_and_reset(fresh_server: RunningServer) 
         day = next(w for w in budget.windows if w.scope == "tenant" and w.window == types_pb2.WINDOW_DAY)
         assert day.has_limit and day.spent_usd <= 50.0 + 1e-9 and day.spent_usd > 40.0
         assert day.resets_at.endswith("T00:00:00Z")
-        # Past the soft limit the cost cap steers to cheaper models before refusing outright.
-        cheap = route(stub, "spend", task=task())
-        assert cheap.model.model_id != "big-coder"
+        # Past the soft limit the per-step cap shrinks with what is left: the $1.80 step was refused
+        # for its cost ("budget" constraint) while the tenant still had money, and small steps still route.
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "budget" in refused.details() and "day window" in refused.details()
+        assert day.remaining_usd > 0
+        small = route(stub, "spend", task=task())
+        assert small.expected.cost_usd < day.remaining_usd
 
 
 def test_list_models_shows_what_was_learned(channel: grpc.Channel) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from modelyard.cli import bench, commands, leaderboard
+from modelyard.cli import bench, commands, leaderboard, simulate
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="key id (default: <tenant>-<random>)")
     p.set_defaults(fn=commands.keys_new)
 
+    simulate.add_parser(sub)
     bench.register(sub)
     leaderboard.register(sub, _server_args)
     return parser

@@ -24,6 +24,7 @@ from modelyard.config.schema import (
     PolicyConfig,
     PriceConfig,
     PriorConfig,
+    PrometheusConfig,
     RedisConfig,
     RolePolicy,
     RoutingConfig,
@@ -39,7 +40,7 @@ __all__ = [
     "CAPABILITIES", "ROLES", "ROLE_IDS", "SCOPES", "WINDOWS",
     "BreakerConfig", "BudgetWindow", "BudgetsConfig", "Config", "ConfigError", "DriftConfig",
     "EndpointConfig", "EscalationConfig", "KeyConfig", "LatencyConfig", "ModelConfig", "OtlpConfig",
-    "ParamsConfig", "PolicyConfig", "PriceConfig", "PriorConfig", "Problem", "RedisConfig",
+    "ParamsConfig", "PolicyConfig", "PriceConfig", "PriorConfig", "Problem", "PrometheusConfig", "RedisConfig",
     "RolePolicy", "RoutingConfig", "ServerConfig", "SqliteConfig", "StoreConfig", "TelemetryConfig",
     "TenantConfig", "TokenDefaults", "load_config", "parse_config", "to_core_catalog",
 ]

@@ -16,6 +16,7 @@ from modelyard.config.schema import (
     EndpointConfig,
     EscalationConfig,
     OtlpConfig,
+    PrometheusConfig,
     RedisConfig,
     RoutingConfig,
     ServerConfig,
@@ -66,6 +67,13 @@ def store(r: Reader, raw: Any, base_dir: Path) -> StoreConfig:
         url_env=r.env_name(rd, "url_env", join(p, "redis"), "the Redis URL", "MODELYARD_REDIS_URL"),
         key_prefix=r.text(rd, "key_prefix", join(p, "redis"), "write a short prefix such as modelyard",
                           default="modelyard", pattern=SLUG, what="a lowercase prefix"),
+        wait_replicas=r.number(rd, "wait_replicas", join(p, "redis"), "write how many Redis replicas "
+                               "must acknowledge a settle (0 without replicas, else 1)", default=0, lo=0,
+                               hi=5, integer=True),
+        replica_id_env=r.env_name(rd, "replica_id_env", join(p, "redis"), "this replica's stable id",
+                                  "MODELYARD_REPLICA_ID"),
+        sync_interval_s=r.number(rd, "sync_interval_s", join(p, "redis"), "write seconds between "
+                                 "learning syncs, e.g. 1", default=1.0, lo=0.1, hi=60),
     )
     if kind == "redis" and "redis" not in d:
         r.error(join(p, "redis"), "is required when store.kind is redis",
@@ -162,6 +170,17 @@ def telemetry(r: Reader, raw: Any) -> TelemetryConfig:
         ),
         record_content=r.boolean(d, "record_content", p, "leave false unless prompts and completions "
                                  "may be stored by your telemetry backend", False),
+        prometheus=_prometheus(r, d.get("prometheus"), join(p, "prometheus")),
+    )
+
+
+def _prometheus(r: Reader, raw: Any, p: str) -> PrometheusConfig:
+    d = r.mapping(raw, p, PrometheusConfig.__slots__, 'write { enabled: true, listen: "127.0.0.1:9464" }')
+    dflt = PrometheusConfig()
+    return PrometheusConfig(
+        enabled=r.boolean(d, "enabled", p, "write true to serve /metrics for a Prometheus scrape", False),
+        listen=r.text(d, "listen", p, 'write host:port for the scrape endpoint, e.g. "127.0.0.1:9464"',
+                      default=dflt.listen, pattern=LISTEN, what="host:port"),
     )
 
 

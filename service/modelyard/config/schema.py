@@ -50,6 +50,9 @@ class SqliteConfig:
 class RedisConfig:
     url_env: str = "MODELYARD_REDIS_URL"  # the URL (with any password) comes from the environment
     key_prefix: str = "modelyard"
+    wait_replicas: int = 0  # > 0: each settle waits for that many Redis replicas to acknowledge it
+    replica_id_env: str = "MODELYARD_REPLICA_ID"  # stable id of this router replica; random if unset
+    sync_interval_s: float = 1.0  # how often learned deltas are pushed to and pulled from Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +114,18 @@ class OtlpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PrometheusConfig:
+    enabled: bool = False
+    listen: str = "127.0.0.1:9464"  # host:port of the /metrics scrape endpoint
+
+
+@dataclass(frozen=True, slots=True)
 class TelemetryConfig:
     enabled: bool = False
     service_name: str = "modelyard"
     otlp: OtlpConfig = OtlpConfig()
     record_content: bool = False
+    prometheus: PrometheusConfig = PrometheusConfig()
 
 
 @dataclass(frozen=True, slots=True)

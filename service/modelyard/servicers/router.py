@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
-from modelyard import convert, routing
+from modelyard import convert, dispatch, routing
 from modelyard.app import App
 from modelyard.interceptors import principal
+from modelyard.providers import Message, TextDelta, ToolCallDelta, UsageUpdate
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 
 
@@ -29,10 +31,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
-        convert.route_input(request.route, self._defaults(), prefix="route.")
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "Dispatch is not available yet: call Route, then the model, then ReportOutcome")
-        yield router_pb2.DispatchEvent()  # pragma: no cover - abort raises
+        req = dispatch.DispatchInput(
+            route=convert.route_input(request.route, self._defaults(), prefix="route."),
+            messages=tuple(Message(m.role, m.content, m.raw_json) for m in request.messages),
+            max_output_tokens=request.max_output_tokens,
+            temperature=request.temperature if request.HasField("temperature") else None,
+            tools_json=request.tools_json, stream=request.stream, metadata=dict(request.metadata),
+            deadline_s=context.time_remaining(),
+        )
+        async with aclosing(dispatch.dispatch(self.app, principal(), req)) as events:
+            async for event in events:
+                yield _dispatch_event(event)
 
     async def ReportOutcome(
         self, request: router_pb2.OutcomeReport, context: grpc.aio.ServicerContext
@@ -52,3 +61,28 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             per_model=[router_pb2.ModelUse(model_id=m, steps=n, cost_usd=c) for m, n, c in res.per_model],
             duplicate=res.duplicate,
         )
+
+
+def _usage(u: dispatch.Usage) -> types_pb2.Usage:
+    return types_pb2.Usage(input_tokens=u.input_tokens, cached_input_tokens=u.cached_input_tokens,
+                           output_tokens=u.output_tokens)
+
+
+def _dispatch_event(e: dispatch.Event) -> router_pb2.DispatchEvent:
+    if isinstance(e, TextDelta):
+        return router_pb2.DispatchEvent(content=router_pb2.ContentDelta(text=e.text))
+    if isinstance(e, ToolCallDelta):
+        return router_pb2.DispatchEvent(tool_call=router_pb2.ToolCallDelta(
+            index=e.index, id=e.id, name=e.name, arguments_delta=e.arguments_delta))
+    if isinstance(e, UsageUpdate):
+        return router_pb2.DispatchEvent(usage=_usage(e.usage))
+    if isinstance(e, dispatch.DecisionMade):
+        return router_pb2.DispatchEvent(decision=convert.decision(e.decision))
+    if isinstance(e, dispatch.FallingBack):
+        return router_pb2.DispatchEvent(fallback=router_pb2.FallbackNotice(
+            failed_model_id=e.failed_model_id, error=e.error, next_model=convert.model_ref(e.next_model),
+            next_decision_id=e.next_decision_id))
+    return router_pb2.DispatchEvent(outcome=router_pb2.DispatchOutcome(
+        status=types_pb2.OutcomeStatus.ValueType(e.status), usage=_usage(e.usage), cost_usd=e.cost_usd,
+        latency_ms=e.latency_ms, time_to_first_token_ms=e.time_to_first_token_ms, model_id=e.model_id,
+        decision_id=e.decision_id, error=e.error, attempts=e.attempts))

@@ -1,7 +1,8 @@
 """The SQLite store's operations as plain synchronous functions of one connection.
 
-Each mutating function runs as ONE `BEGIN IMMEDIATE … COMMIT` transaction, so a crash leaves
-either all of its effects or none. They run only on the store's worker thread.
+Each mutating function runs as ONE `BEGIN IMMEDIATE … COMMIT` transaction (a savepoint when the
+store batches it with others), so a crash leaves either all of its effects or none. They run only
+on the store's worker thread.
 """
 
 from __future__ import annotations
@@ -32,7 +33,22 @@ from modelyard.store.windows import WINDOWS, window_bounds
 
 @contextmanager
 def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
-    """IMMEDIATE takes the write lock up front, so check-then-write cannot race another writer."""
+    """IMMEDIATE takes the write lock up front, so check-then-write cannot race another writer.
+
+    Inside a batch the store already holds BEGIN IMMEDIATE: the call becomes a savepoint, so its
+    failure (a refused reservation, say) undoes its own writes only and the batch commits the rest.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT op")
+        try:
+            yield
+            conn.execute("RELEASE op")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+            raise
+        return
     conn.execute(f"BEGIN {mode}")
     try:
         yield
@@ -41,6 +57,25 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[N
         if conn.in_transaction:  # sqlite may already have rolled back (e.g. after an I/O error)
             conn.execute("ROLLBACK")
         raise
+
+
+@contextmanager
+def relaxed_sync(conn: sqlite3.Connection) -> Iterator[None]:
+    """Commit without fsync (WAL + synchronous=NORMAL), then restore the connection's FULL.
+
+    Only for reservations. A process crash loses nothing (the WAL is in the OS cache); a power loss
+    may drop the last un-synced reservations whole — decision, holds and counters in one
+    transaction — so none can leak. The next durable commit (a settle, FULL) fsyncs the WAL up to
+    itself, so a settled decision's reservation is always on disk before the settle is acked.
+    """
+    if conn.in_transaction:  # in a batch, whose commit the store makes durable or not as a whole
+        yield
+        return
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
 
 
 def _counter(
@@ -74,7 +109,7 @@ def reserve(
 ) -> tuple[DecisionRecord, bool]:
     if r.estimate_micros < 0:
         raise ValueError(f"estimate_micros must be >= 0, got {r.estimate_micros}")
-    with transaction(conn):
+    with relaxed_sync(conn), transaction(conn):
         existing = find_request(conn, r.request_id, r.tenant)
         if existing is not None:
             return existing, True

@@ -1,18 +1,23 @@
-"""`SqliteStore`: the embedded single-node Store on stdlib sqlite3 (WAL, synchronous=FULL).
+"""`SqliteStore`: the embedded single-node Store on stdlib sqlite3 (WAL; settles synchronous=FULL).
 
 Every call runs on one dedicated worker thread that owns the connection, so the event loop never
-blocks and calls are applied one at a time in arrival order.
+blocks and calls are applied in arrival order. Hot-path calls that queue up while the thread is busy
+(reserve, settle, usage, lookups) run as one batch: one transaction, each call in its own savepoint,
+one commit — so concurrent settles share one fsync — and one event-loop wake-up for the batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from modelyard.store import _sqlite_ops as ops
 from modelyard.store._sqlite_schema import connect
@@ -30,6 +35,31 @@ from modelyard.store.base import (
 
 T = TypeVar("T")
 
+# How a call may be run: alone in its own transaction, or batched with others; a batch commits with
+# fsync (FULL) when any of its calls is DURABLE (a settle), else without (see ops.relaxed_sync).
+ALONE, RELAXED, DURABLE, LIFECYCLE = 0, 1, 2, 3
+MAX_BATCH = 64
+_STOP = object()
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kind: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in items:
+        if fut.done():  # the caller was cancelled; the call still ran, like run_in_executor
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
 
 class SqliteStore:
     """The Store protocol on a SQLite file; see `modelyard.store.base.Store` for the semantics."""
@@ -37,58 +67,132 @@ class SqliteStore:
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
         self.path = Path(path)  # ":memory:" gives a private database that close() discards
         self._busy_timeout_ms = busy_timeout_ms
-        self._executor: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
 
-    async def _run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """Run `fn(conn, ...)` on the worker thread; sqlite errors become StoreError subclasses."""
-        executor = self._executor
-        if executor is None:
-            raise StoreUnavailable(f"sqlite store {self.path} is not open")
-
-        def call() -> T:
-            if self._conn is None:
+    # the worker thread ---------------------------------------------------------------------
+    def _submit(self, kind: int, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:  # nothing is queued behind close()'s stop marker
+            if self._thread is None:
                 raise StoreUnavailable(f"sqlite store {self.path} is not open")
-            try:
-                return fn(self._conn, *args, **kwargs)
-            except sqlite3.OperationalError as exc:  # locked, disk full, I/O error
-                raise StoreUnavailable(f"sqlite store {self.path}: {exc}") from exc
-            except sqlite3.Error as exc:
-                raise StoreError(f"sqlite store {self.path}: {exc}") from exc
+            self._queue.put(_Call(fn, args, kind, loop, fut))
+        return fut
 
+    async def _run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Run `fn(conn, ...)` alone on the worker thread; sqlite errors become StoreError subclasses."""
+        return await self._submit(ALONE, partial(fn, **kwargs) if kwargs else fn, *args)
+
+    def _work(self) -> None:
+        carry: Any = None
+        while True:
+            first = carry if carry is not None else self._queue.get()
+            carry = None
+            if first is _STOP:
+                return
+            batch = [first]
+            while first.kind in (RELAXED, DURABLE) and len(batch) < MAX_BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP or nxt.kind not in (RELAXED, DURABLE):
+                    carry = nxt
+                    break
+                batch.append(nxt)
+            self._deliver(batch, self._execute(batch))
+
+    def _one(self, c: _Call) -> tuple[bool, Any]:
+        if self._conn is None and c.kind != LIFECYCLE:
+            return False, StoreUnavailable(f"sqlite store {self.path} is not open")
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, call)
-        except RuntimeError as exc:  # executor shut down by a concurrent close()
-            raise StoreUnavailable(f"sqlite store {self.path} is closed") from exc
+            return True, c.fn(self._conn, *c.args)
+        except sqlite3.OperationalError as exc:  # locked, disk full, I/O error
+            return False, StoreUnavailable(f"sqlite store {self.path}: {exc}")
+        except sqlite3.Error as exc:
+            return False, StoreError(f"sqlite store {self.path}: {exc}")
+        except Exception as exc:
+            return False, exc
+
+    def _execute(self, batch: list[_Call]) -> list[tuple[bool, Any]]:
+        conn = self._conn
+        if len(batch) == 1 or conn is None:
+            return [self._one(c) for c in batch]
+        relaxed = all(c.kind == RELAXED for c in batch)
+        results: list[tuple[bool, Any]] | None = []
+        try:
+            if relaxed:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for c in batch:
+                try:
+                    results.append((True, c.fn(conn, *c.args)))  # type: ignore[union-attr]
+                except sqlite3.Error:
+                    raise
+                except Exception as exc:  # a refusal: its savepoint is rolled back, the batch goes on
+                    results.append((False, exc))  # type: ignore[union-attr]
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            results = None
+        finally:
+            if relaxed:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA synchronous=FULL")
+        # Nothing of a failed batch was committed, so each call can safely run again on its own and
+        # get its own answer (or its own error).
+        return results if results is not None else [self._one(c) for c in batch]
+
+    @staticmethod
+    def _deliver(batch: list[_Call], outcomes: list[tuple[bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for c, (ok, value) in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(c.loop, []).append((c.future, ok, value))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, items)
+
+    # lifecycle -----------------------------------------------------------------------------
+    def _connect(self, _conn: None) -> None:
+        self._conn = connect(self.path, self._busy_timeout_ms)
+
+    def _disconnect(self, _conn: sqlite3.Connection | None) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def open(self) -> None:
-        if self._executor is not None:
-            return
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._work, name="modelyard-sqlite", daemon=True)
+            self._thread.start()
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelyard-sqlite")
-        loop = asyncio.get_running_loop()
         try:
-            self._conn = await loop.run_in_executor(
-                executor, connect, self.path, self._busy_timeout_ms)
-        except sqlite3.Error as exc:
-            executor.shutdown(wait=False)
-            raise StoreUnavailable(f"cannot open sqlite store {self.path}: {exc}") from exc
-        self._executor = executor
+            await self._submit(LIFECYCLE, self._connect)
+        except StoreError as exc:
+            with self._lock:
+                self._thread = None
+                self._queue.put(_STOP)
+            raise StoreUnavailable(f"cannot open {exc}") from exc
 
     async def close(self) -> None:
         """Finish the calls already queued, then close the connection and the worker thread."""
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-
-        def shut() -> None:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-        await asyncio.get_running_loop().run_in_executor(executor, shut)
-        executor.shutdown(wait=False)
+        fut = None
+        with self._lock:
+            if self._thread is None:
+                return
+            fut = asyncio.get_running_loop().create_future()
+            self._queue.put(_Call(self._disconnect, (), LIFECYCLE, asyncio.get_running_loop(), fut))
+            self._queue.put(_STOP)
+            self._thread = None
+        await fut
 
     async def ping(self) -> bool:
         try:
@@ -100,17 +204,17 @@ class SqliteStore:
     async def reserve(
         self, r: Reservation, limits: Sequence[Limit], now: float,
     ) -> tuple[DecisionRecord, bool]:
-        return await self._run(ops.reserve, r, tuple(limits), now)
+        return await self._submit(RELAXED, ops.reserve, r, tuple(limits), now)
 
     async def find_request(self, request_id: str, tenant: str) -> DecisionRecord | None:
-        return await self._run(ops.find_request, request_id, tenant)
+        return await self._submit(RELAXED, ops.find_request, request_id, tenant)
 
     async def settle(
         self, decision_id: str, tenant: str, *, actual_micros: int, status: int, model_used: str,
         input_tokens: int, cached_input_tokens: int, output_tokens: int, latency_ms: float,
         now: float,
     ) -> SettleResult:
-        return await self._run(partial(
+        return await self._submit(DURABLE, partial(
             ops.settle, actual_micros=actual_micros, status=status, model_used=model_used,
             input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens, latency_ms=latency_ms, now=now,
@@ -120,10 +224,10 @@ class SqliteStore:
         return await self._run(ops.expire, now, charge=charge)
 
     async def usage(self, subjects: Sequence[tuple[str, str]], now: float) -> list[WindowUsage]:
-        return await self._run(ops.usage, tuple(subjects), now)
+        return await self._submit(RELAXED, ops.usage, tuple(subjects), now)
 
     async def get_decision(self, decision_id: str, tenant: str) -> DecisionRecord | None:
-        return await self._run(ops.get_decision, decision_id, tenant)
+        return await self._submit(RELAXED, ops.get_decision, decision_id, tenant)
 
     async def job_decisions(self, tenant: str, job_id: str) -> list[DecisionRecord]:
         return await self._run(ops.job_decisions, tenant, job_id)

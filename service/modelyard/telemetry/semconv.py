@@ -62,3 +62,52 @@ MY_CHARGED = "modelyard.charged_usd"
 MY_JOB_STATUS = "modelyard.job.status"
 MY_JOB_COST = "modelyard.job.cost_usd"
 MY_ATTEMPT = "modelyard.attempt"
+MY_REPLAYED = "modelyard.replayed"
+MY_DUPLICATE = "modelyard.duplicate"
+MY_RELEASED = "modelyard.released_usd"
+MY_INPUT_TOKENS = "modelyard.usage.input_tokens"
+MY_OUTPUT_TOKENS = "modelyard.usage.output_tokens"
+MY_LATENCY_MS = "modelyard.latency_ms"
+MY_JOB_STEPS = "modelyard.job.steps"
+MY_JOB_LATENCY = "modelyard.job.latency_ms"
+MY_JOB_MODELS = "modelyard.job.models"
+
+# Metric label keys (bounded: config-defined ids, enums, or capped values; never job or decision ids)
+LABEL_TENANT = "tenant"
+LABEL_KEY_ID = "key_id"
+LABEL_MODEL = "model"
+LABEL_ROLE = "role"
+LABEL_ROLE_MIX = "role_mix"  # sorted distinct roles of a job joined with "+", e.g. "executor+planner"
+LABEL_TASK_CLASS = "task_class"  # capped at TASK_CLASS_LABEL_CAP distinct values, then "other"
+LABEL_EXPLORATION = "exploration"
+LABEL_STATUS = "status"
+LABEL_WINDOW = "window"
+LABEL_SCOPE = "scope"
+LABEL_SUBJECT = "subject"
+LABEL_OPERATION = "operation"
+LABEL_RPC_METHOD = "rpc.method"
+LABEL_RPC_SERVICE = "rpc.service"
+LABEL_GRPC_CODE = "rpc.grpc.status_code"
+LABEL_OVERFLOW = "other"
+TASK_CLASS_LABEL_CAP = 32
+
+# modelyard's metrics (modelyard.*); units follow UCUM as the OTel conventions ask
+METRIC_SPEND = "modelyard.spend"  # counter, USD; by tenant, key_id, model
+METRIC_DECISIONS = "modelyard.decisions"  # counter; by tenant, model, role, exploration, task_class
+METRIC_OUTCOMES = "modelyard.outcomes"  # counter; by tenant, model, role, status
+METRIC_STEP_DURATION = "modelyard.step.duration"  # histogram, s; harness-reported step latency
+METRIC_JOB_COST = "modelyard.job.cost"  # histogram, USD; per finished job by role_mix, status
+METRIC_JOB_DURATION = "modelyard.job.duration"  # histogram, s; per finished job by role_mix, status
+METRIC_BUDGET_REMAINING = "modelyard.budget.remaining"  # gauge, USD; by tenant, scope, subject, window
+METRIC_STORE_DURATION = "modelyard.store.duration"  # histogram, s; by operation
+METRIC_CORE_DURATION = "modelyard.core.duration"  # histogram, s; by operation
+METRIC_RPC_DURATION = "rpc.server.duration"  # histogram, ms (RPC semconv); by rpc.service, rpc.method, code
+UNIT_USD = "USD"
+JOB_COST_BUCKETS_USD = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100)
+JOB_DURATION_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
+STORE_DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+RPC_DURATION_BUCKETS_MS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 5000)
+
+# Attribute keys that may carry credentials; dropped from every exported span (see redact.py).
+SENSITIVE_KEY_PARTS = ("authorization", "api_key", "api-key", "apikey", "x-api-key", "cookie", "password")
+REDACTED = "[redacted]"

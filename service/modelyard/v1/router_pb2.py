@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from modelyard.v1 import types_pb2 as modelyard_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelyard/v1/router.proto\x12\x0cmodelyard.v1\x1a\x18modelyard/v1/types.proto\"\xfe\x01\n\x0cRouteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.modelyard.v1.TaskProfile\x12.\n\x0b\x63onstraints\x18\x04 \x01(\x0b\x32\x19.modelyard.v1.Constraints\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x15\n\rfailed_models\x18\x06 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\x12\x14\n\x07\x65xplore\x18\x08 \x01(\x08H\x00\x88\x01\x01\x12\x16\n\x0e\x63ontext_tokens\x18\t \x01(\x03\x42\n\n\x08_explore\"\x9d\x03\n\rRouteDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.modelyard.v1.ModelRef\x12)\n\tfallbacks\x18\x03 \x03(\x0b\x32\x16.modelyard.v1.ModelRef\x12+\n\x08\x65xpected\x18\x04 \x01(\x0b\x32\x19.modelyard.v1.Expectation\x12\x14\n\x0creserved_usd\x18\x05 \x01(\x01\x12\x1c\n\x14\x62udget_remaining_usd\x18\x06 \x01(\x01\x12\x13\n\x0b\x65xploration\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x30\n\ncandidates\x18\t \x03(\x0b\x32\x1c.modelyard.v1.CandidateScore\x12\x0e\n\x06sticky\x18\n \x01(\x08\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x1e\n\x16reservation_expires_at\x18\x0c \x01(\x03\x12+\n\x07\x62udgets\x18\r \x03(\x0b\x32\x1a.modelyard.v1.BudgetWindow\">\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x10\n\x08raw_json\x18\x03 \x01(\t\"\xd2\x01\n\x0f\x44ispatchRequest\x12)\n\x05route\x18\x01 \x01(\x0b\x32\x1a.modelyard.v1.RouteRequest\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.modelyard.v1.ChatMessage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ntools_json\x18\x05 \x01(\t\x12\x0e\n\x06stream\x18\x06 \x01(\x08\x42\x0e\n\x0c_temperature\"\x1c\n\x0c\x43ontentDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"Q\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x61rguments_delta\x18\x04 \x01(\t\"d\n\x0e\x46\x61llbackNotice\x12\x17\n\x0f\x66\x61iled_model_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12*\n\nnext_model\x18\x03 \x01(\x0b\x32\x16.modelyard.v1.ModelRef\"\xcf\x01\n\x0f\x44ispatchOutcome\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.modelyard.v1.OutcomeStatus\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.modelyard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\x01\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\"\xb4\x02\n\rDispatchEvent\x12/\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.modelyard.v1.RouteDecisionH\x00\x12-\n\x07\x63ontent\x18\x02 \x01(\x0b\x32\x1a.modelyard.v1.ContentDeltaH\x00\x12\x30\n\ttool_call\x18\x03 \x01(\x0b\x32\x1b.modelyard.v1.ToolCallDeltaH\x00\x12$\n\x05usage\x18\x04 \x01(\x0b\x32\x13.modelyard.v1.UsageH\x00\x12\x30\n\x08\x66\x61llback\x18\x05 \x01(\x0b\x32\x1c.modelyard.v1.FallbackNoticeH\x00\x12\x30\n\x07outcome\x18\x06 \x01(\x0b\x32\x1d.modelyard.v1.DispatchOutcomeH\x00\x42\x07\n\x05\x65vent\"\xdf\x01\n\rOutcomeReport\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.modelyard.v1.OutcomeStatus\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.modelyard.v1.Usage\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x15\n\x08\x63ost_usd\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x07 \x01(\x01\x42\x0b\n\t_cost_usd\"_\n\nOutcomeAck\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63harged_usd\x18\x02 \x01(\x01\x12\x14\n\x0creleased_usd\x18\x03 \x01(\x01\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"E\n\nJobOutcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.modelyard.v1.JobStatus\"=\n\x08ModelUse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\"\xd4\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.modelyard.v1.JobStatus\x12\x16\n\x0etotal_cost_usd\x18\x03 \x01(\x01\x12\x18\n\x10total_latency_ms\x18\x04 \x01(\x01\x12\r\n\x05steps\x18\x05 \x01(\x05\x12\x0e\n\x06models\x18\x06 \x03(\t\x12)\n\tper_model\x18\x07 \x03(\x0b\x32\x16.modelyard.v1.ModelUse\x12\x11\n\tduplicate\x18\x08 \x01(\x08\x32\x9f\x02\n\x06Router\x12@\n\x05Route\x12\x1a.modelyard.v1.RouteRequest\x1a\x1b.modelyard.v1.RouteDecision\x12H\n\x08\x44ispatch\x12\x1d.modelyard.v1.DispatchRequest\x1a\x1b.modelyard.v1.DispatchEvent0\x01\x12\x46\n\rReportOutcome\x12\x1b.modelyard.v1.OutcomeReport\x1a\x18.modelyard.v1.OutcomeAck\x12\x41\n\x0b\x43ompleteJob\x12\x18.modelyard.v1.JobOutcome\x1a\x18.modelyard.v1.JobSummaryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19modelyard/v1/router.proto\x12\x0cmodelyard.v1\x1a\x18modelyard/v1/types.proto\"\xfe\x01\n\x0cRouteRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\'\n\x04task\x18\x03 \x01(\x0b\x32\x19.modelyard.v1.TaskProfile\x12.\n\x0b\x63onstraints\x18\x04 \x01(\x0b\x32\x19.modelyard.v1.Constraints\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12\x15\n\rfailed_models\x18\x06 \x03(\t\x12\x0f\n\x07\x65xplain\x18\x07 \x01(\x08\x12\x14\n\x07\x65xplore\x18\x08 \x01(\x08H\x00\x88\x01\x01\x12\x16\n\x0e\x63ontext_tokens\x18\t \x01(\x03\x42\n\n\x08_explore\"\x9d\x03\n\rRouteDecision\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12%\n\x05model\x18\x02 \x01(\x0b\x32\x16.modelyard.v1.ModelRef\x12)\n\tfallbacks\x18\x03 \x03(\x0b\x32\x16.modelyard.v1.ModelRef\x12+\n\x08\x65xpected\x18\x04 \x01(\x0b\x32\x19.modelyard.v1.Expectation\x12\x14\n\x0creserved_usd\x18\x05 \x01(\x01\x12\x1c\n\x14\x62udget_remaining_usd\x18\x06 \x01(\x01\x12\x13\n\x0b\x65xploration\x18\x07 \x01(\x08\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x30\n\ncandidates\x18\t \x03(\x0b\x32\x1c.modelyard.v1.CandidateScore\x12\x0e\n\x06sticky\x18\n \x01(\x08\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x12\x1e\n\x16reservation_expires_at\x18\x0c \x01(\x03\x12+\n\x07\x62udgets\x18\r \x03(\x0b\x32\x1a.modelyard.v1.BudgetWindow\">\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x10\n\x08raw_json\x18\x03 \x01(\t\"\xc2\x02\n\x0f\x44ispatchRequest\x12)\n\x05route\x18\x01 \x01(\x0b\x32\x1a.modelyard.v1.RouteRequest\x12+\n\x08messages\x18\x02 \x03(\x0b\x32\x19.modelyard.v1.ChatMessage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\ntools_json\x18\x05 \x01(\t\x12\x0e\n\x06stream\x18\x06 \x01(\x08\x12=\n\x08metadata\x18\x07 \x03(\x0b\x32+.modelyard.v1.DispatchRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_temperature\"\x1c\n\x0c\x43ontentDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"Q\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x17\n\x0f\x61rguments_delta\x18\x04 \x01(\t\"~\n\x0e\x46\x61llbackNotice\x12\x17\n\x0f\x66\x61iled_model_id\x18\x01 \x01(\t\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12*\n\nnext_model\x18\x03 \x01(\x0b\x32\x16.modelyard.v1.ModelRef\x12\x18\n\x10next_decision_id\x18\x04 \x01(\t\"\xf0\x01\n\x0f\x44ispatchOutcome\x12+\n\x06status\x18\x01 \x01(\x0e\x32\x1b.modelyard.v1.OutcomeStatus\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.modelyard.v1.Usage\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\x01\x12\x10\n\x08model_id\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x10\n\x08\x61ttempts\x18\t \x01(\x05\"\xb4\x02\n\rDispatchEvent\x12/\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1b.modelyard.v1.RouteDecisionH\x00\x12-\n\x07\x63ontent\x18\x02 \x01(\x0b\x32\x1a.modelyard.v1.ContentDeltaH\x00\x12\x30\n\ttool_call\x18\x03 \x01(\x0b\x32\x1b.modelyard.v1.ToolCallDeltaH\x00\x12$\n\x05usage\x18\x04 \x01(\x0b\x32\x13.modelyard.v1.UsageH\x00\x12\x30\n\x08\x66\x61llback\x18\x05 \x01(\x0b\x32\x1c.modelyard.v1.FallbackNoticeH\x00\x12\x30\n\x07outcome\x18\x06 \x01(\x0b\x32\x1d.modelyard.v1.DispatchOutcomeH\x00\x42\x07\n\x05\x65vent\"\xdf\x01\n\rOutcomeReport\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.modelyard.v1.OutcomeStatus\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.modelyard.v1.Usage\x12\x12\n\nlatency_ms\x18\x04 \x01(\x01\x12\x10\n\x08model_id\x18\x05 \x01(\t\x12\x15\n\x08\x63ost_usd\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x1e\n\x16time_to_first_token_ms\x18\x07 \x01(\x01\x42\x0b\n\t_cost_usd\"_\n\nOutcomeAck\x12\x13\n\x0b\x64\x65\x63ision_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63harged_usd\x18\x02 \x01(\x01\x12\x14\n\x0creleased_usd\x18\x03 \x01(\x01\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"E\n\nJobOutcome\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.modelyard.v1.JobStatus\"=\n\x08ModelUse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x10\n\x08\x63ost_usd\x18\x03 \x01(\x01\"\xd4\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.modelyard.v1.JobStatus\x12\x16\n\x0etotal_cost_usd\x18\x03 \x01(\x01\x12\x18\n\x10total_latency_ms\x18\x04 \x01(\x01\x12\r\n\x05steps\x18\x05 \x01(\x05\x12\x0e\n\x06models\x18\x06 \x03(\t\x12)\n\tper_model\x18\x07 \x03(\x0b\x32\x16.modelyard.v1.ModelUse\x12\x11\n\tduplicate\x18\x08 \x01(\x08\x32\x9f\x02\n\x06Router\x12@\n\x05Route\x12\x1a.modelyard.v1.RouteRequest\x1a\x1b.modelyard.v1.RouteDecision\x12H\n\x08\x44ispatch\x12\x1d.modelyard.v1.DispatchRequest\x1a\x1b.modelyard.v1.DispatchEvent0\x01\x12\x46\n\rReportOutcome\x12\x1b.modelyard.v1.OutcomeReport\x1a\x18.modelyard.v1.OutcomeAck\x12\x41\n\x0b\x43ompleteJob\x12\x18.modelyard.v1.JobOutcome\x1a\x18.modelyard.v1.JobSummaryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'modelyard.v1.router_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DISPATCHREQUEST_METADATAENTRY']._loaded_options = None
+  _globals['_DISPATCHREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_ROUTEREQUEST']._serialized_start=70
   _globals['_ROUTEREQUEST']._serialized_end=324
   _globals['_ROUTEDECISION']._serialized_start=327
@@ -39,27 +41,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATMESSAGE']._serialized_start=742
   _globals['_CHATMESSAGE']._serialized_end=804
   _globals['_DISPATCHREQUEST']._serialized_start=807
-  _globals['_DISPATCHREQUEST']._serialized_end=1017
-  _globals['_CONTENTDELTA']._serialized_start=1019
-  _globals['_CONTENTDELTA']._serialized_end=1047
-  _globals['_TOOLCALLDELTA']._serialized_start=1049
-  _globals['_TOOLCALLDELTA']._serialized_end=1130
-  _globals['_FALLBACKNOTICE']._serialized_start=1132
-  _globals['_FALLBACKNOTICE']._serialized_end=1232
-  _globals['_DISPATCHOUTCOME']._serialized_start=1235
-  _globals['_DISPATCHOUTCOME']._serialized_end=1442
-  _globals['_DISPATCHEVENT']._serialized_start=1445
-  _globals['_DISPATCHEVENT']._serialized_end=1753
-  _globals['_OUTCOMEREPORT']._serialized_start=1756
-  _globals['_OUTCOMEREPORT']._serialized_end=1979
-  _globals['_OUTCOMEACK']._serialized_start=1981
-  _globals['_OUTCOMEACK']._serialized_end=2076
-  _globals['_JOBOUTCOME']._serialized_start=2078
-  _globals['_JOBOUTCOME']._serialized_end=2147
-  _globals['_MODELUSE']._serialized_start=2149
-  _globals['_MODELUSE']._serialized_end=2210
-  _globals['_JOBSUMMARY']._serialized_start=2213
-  _globals['_JOBSUMMARY']._serialized_end=2425
-  _globals['_ROUTER']._serialized_start=2428
-  _globals['_ROUTER']._serialized_end=2715
+  _globals['_DISPATCHREQUEST']._serialized_end=1129
+  _globals['_DISPATCHREQUEST_METADATAENTRY']._serialized_start=1066
+  _globals['_DISPATCHREQUEST_METADATAENTRY']._serialized_end=1113
+  _globals['_CONTENTDELTA']._serialized_start=1131
+  _globals['_CONTENTDELTA']._serialized_end=1159
+  _globals['_TOOLCALLDELTA']._serialized_start=1161
+  _globals['_TOOLCALLDELTA']._serialized_end=1242
+  _globals['_FALLBACKNOTICE']._serialized_start=1244
+  _globals['_FALLBACKNOTICE']._serialized_end=1370
+  _globals['_DISPATCHOUTCOME']._serialized_start=1373
+  _globals['_DISPATCHOUTCOME']._serialized_end=1613
+  _globals['_DISPATCHEVENT']._serialized_start=1616
+  _globals['_DISPATCHEVENT']._serialized_end=1924
+  _globals['_OUTCOMEREPORT']._serialized_start=1927
+  _globals['_OUTCOMEREPORT']._serialized_end=2150
+  _globals['_OUTCOMEACK']._serialized_start=2152
+  _globals['_OUTCOMEACK']._serialized_end=2247
+  _globals['_JOBOUTCOME']._serialized_start=2249
+  _globals['_JOBOUTCOME']._serialized_end=2318
+  _globals['_MODELUSE']._serialized_start=2320
+  _globals['_MODELUSE']._serialized_end=2381
+  _globals['_JOBSUMMARY']._serialized_start=2384
+  _globals['_JOBSUMMARY']._serialized_end=2596
+  _globals['_ROUTER']._serialized_start=2599
+  _globals['_ROUTER']._serialized_end=2886
 # @@protoc_insertion_point(module_scope)

@@ -180,12 +180,33 @@ Global___ChatMessage: _TypeAlias = ChatMessage  # noqa: Y015
 class DispatchRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class MetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ROUTE_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TOOLS_JSON_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    METADATA_FIELD_NUMBER: _builtins.int
     max_output_tokens: _builtins.int
     temperature: _builtins.float
     tools_json: _builtins.str
@@ -196,6 +217,12 @@ class DispatchRequest(_message.Message):
     def route(self) -> Global___RouteRequest: ...
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatMessage]: ...
+    @_builtins.property
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Caller tags forwarded to the provider as `x-modelyard-<key>` headers (keys: a-z, 0-9, '-'),
+        e.g. {"task": "django__django-11099"} for the simulated provider's outcome table.
+        """
+
     def __init__(
         self,
         *,
@@ -205,10 +232,11 @@ class DispatchRequest(_message.Message):
         temperature: _builtins.float | None = ...,
         tools_json: _builtins.str = ...,
         stream: _builtins.bool = ...,
+        metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "route", b"route", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "route", b"route", "stream", b"stream", "temperature", b"temperature", "tools_json", b"tools_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "messages", b"messages", "metadata", b"metadata", "route", b"route", "stream", b"stream", "temperature", b"temperature", "tools_json", b"tools_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
@@ -270,8 +298,11 @@ class FallbackNotice(_message.Message):
     FAILED_MODEL_ID_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     NEXT_MODEL_FIELD_NUMBER: _builtins.int
+    NEXT_DECISION_ID_FIELD_NUMBER: _builtins.int
     failed_model_id: _builtins.str
     error: _builtins.str
+    next_decision_id: _builtins.str
+    """The fallback attempt is a decision of its own, reserved and settled on its own."""
     @_builtins.property
     def next_model(self) -> _types_pb2.ModelRef: ...
     def __init__(
@@ -280,10 +311,11 @@ class FallbackNotice(_message.Message):
         failed_model_id: _builtins.str = ...,
         error: _builtins.str = ...,
         next_model: _types_pb2.ModelRef | None = ...,
+        next_decision_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["next_model", b"next_model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failed_model_id", b"failed_model_id", "next_model", b"next_model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failed_model_id", b"failed_model_id", "next_decision_id", b"next_decision_id", "next_model", b"next_model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -300,12 +332,18 @@ class DispatchOutcome(_message.Message):
     TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     DECISION_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     status: _types_pb2.OutcomeStatus.ValueType
     cost_usd: _builtins.float
     latency_ms: _builtins.float
     time_to_first_token_ms: _builtins.float
     model_id: _builtins.str
     decision_id: _builtins.str
+    error: _builtins.str
+    """Why the call ended in ERROR, TIMEOUT or CANCELLED; empty on SUCCESS."""
+    attempts: _builtins.int
+    """Provider calls made, counting fallbacks (1 when the first model answered)."""
     @_builtins.property
     def usage(self) -> _types_pb2.Usage: ...
     def __init__(
@@ -318,10 +356,12 @@ class DispatchOutcome(_message.Message):
         time_to_first_token_ms: _builtins.float = ...,
         model_id: _builtins.str = ...,
         decision_id: _builtins.str = ...,
+        error: _builtins.str = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost_usd", b"cost_usd", "decision_id", b"decision_id", "latency_ms", b"latency_ms", "model_id", b"model_id", "status", b"status", "time_to_first_token_ms", b"time_to_first_token_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "cost_usd", b"cost_usd", "decision_id", b"decision_id", "error", b"error", "latency_ms", b"latency_ms", "model_id", b"model_id", "status", b"status", "time_to_first_token_ms", b"time_to_first_token_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,51 @@
+"""A Dispatch call exports one GenAI CLIENT span per provider call, with usage and cost, to a real collector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from modelyard.telemetry import semconv as sc
+from modelyard.v1 import router_pb2_grpc
+from tests.conftest import auth
+from tests.dispatch.conftest import OA_KEY, dispatch_config, outcome, request
+from tests.dispatch.fakes import FakeProvider, Step
+from tests.helpers import ServerThread
+from tests.telemetry.conftest import fast_export  # noqa: F401  (autouse: short export intervals)
+from tests.telemetry.receiver import GrpcReceiver
+
+USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "prompt_tokens_details": {"cached_tokens": 400}}
+
+
+def test_dispatch_exports_chat_spans(tmp_path: Path, fake_oa: FakeProvider, fake_an: FakeProvider,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TEST_OA_KEY", OA_KEY)
+    fake_oa.set_script(Step("status", status=500), Step(text="ok", usage=USAGE))
+    with GrpcReceiver() as receiver:
+        cfg = dispatch_config(tmp_path, fake_oa, fake_an, **{
+            "telemetry.enabled": True, "telemetry.otlp.endpoint": receiver.endpoint})
+        thread = ServerThread(cfg)
+        running = thread.start()
+        try:
+            with grpc.insecure_channel(running.address) as ch:
+                events = list(router_pb2_grpc.RouterStub(ch).Dispatch(
+                    request(["oa-small", "oa-big"]), metadata=auth(), timeout=10))
+            out = outcome(events)
+            got = receiver.got
+            got.wait_for(lambda: len([s for s in got.spans() if s["name"].startswith("chat ")]) >= 2)
+        finally:
+            thread.stop()
+    chats = [s for s in got.spans() if s["name"].startswith("chat ")]
+    [failed] = [s for s in chats if sc.ERROR_TYPE in s["attrs"]]
+    [ok] = [s for s in chats if sc.ERROR_TYPE not in s["attrs"]]
+    assert failed["kind"] == ok["kind"] == 3  # SPAN_KIND_CLIENT
+    assert failed["attrs"][sc.ERROR_TYPE] == "500"
+    assert ok["name"] == f"chat {out.model_id}" and ok["attrs"][sc.GEN_AI_REQUEST_MODEL] == out.model_id
+    assert ok["attrs"][sc.GEN_AI_OPERATION_NAME] == "chat"
+    assert ok["attrs"][sc.GEN_AI_USAGE_INPUT_TOKENS] == 1000
+    assert ok["attrs"][sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400
+    assert ok["attrs"][sc.GEN_AI_USAGE_COST] == pytest.approx(out.cost_usd)
+    assert ok["attrs"][sc.MY_DECISION_ID] == out.decision_id
+    assert OA_KEY not in str(got.raw_bytes())
