@@ -21,7 +21,6 @@ from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 from tests.conftest import auth
 from tests.helpers import ServerThread, _model, free_port, write_config
 
-SHARED_TABLE = Path(__file__).resolve().parents[3] / "shared/data/routing/swebench_verified_bashonly.csv"
 TABLE = "task_id,model,success,cost_usd\nt-1,sim-a,1,0.002\nt-1,sim-b,0,0.010\n"
 
 
@@ -86,12 +85,6 @@ def test_table_replay_by_header_and_metadata(sim: SimThread) -> None:
     assert doc["usage"]["prompt_tokens"] == 1600 and doc["usage"]["completion_tokens"] == 80
     r = chat(sim.url, "sim-b", metadata={"task": "t-1"})
     assert r.json()["choices"][0]["message"]["content"].startswith("FAIL")
-
-
-@pytest.mark.skipif(not SHARED_TABLE.exists(), reason="shared routing data not present")
-def test_loads_a_shared_outcome_table() -> None:
-    rows = load_table(SHARED_TABLE)
-    assert len(rows) > 1000 and all(isinstance(r.success, bool) for r in list(rows.values())[:50])
 
 
 def test_cli_serves_over_http(tmp_path: Path) -> None:
