@@ -9,18 +9,14 @@ Streams carry usage in `message_start` (input side) and `message_delta` (cumulat
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
-
-import httpx
 
 from modelyard.providers.base import (
     ChatRequest,
     Chunk,
     Finish,
     Message,
-    MissingKey,
     ProviderHTTPError,
     ProviderProtocolError,
     TextDelta,
@@ -28,8 +24,7 @@ from modelyard.providers.base import (
     Usage,
     UsageUpdate,
 )
-from modelyard.providers.breaker import RetryPolicy
-from modelyard.providers.transport import parse_json, post, read_json, sse
+from modelyard.providers.transport import HttpEndpoint, parse_json, post, read_json, sse
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -172,21 +167,12 @@ async def stream_chunks(events: AsyncIterator[tuple[str, str]]) -> AsyncGenerato
     yield Finish(state.stop, state.model, state.rid)
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpEndpoint):
     api = "anthropic"
-
-    def __init__(self, name: str, base_url: str, api_key_env: str, client: httpx.AsyncClient,
-                 retry: RetryPolicy | None = None) -> None:
-        self.name = name
-        self.url = base_url.rstrip("/") + "/messages"
-        self.api_key_env = api_key_env
-        self.client = client
-        self.retry = retry or RetryPolicy()
+    path = "/messages"
 
     def _headers(self, req: ChatRequest) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise MissingKey(f"endpoint '{self.name}': environment variable {self.api_key_env} is not set")
+        key = self.api_key()
         return {**req.headers, "x-api-key": key, "anthropic-version": API_VERSION,
                 "content-type": "application/json"}
 

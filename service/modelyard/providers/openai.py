@@ -8,26 +8,21 @@ prompt_tokens_details.cached_tokens and completion_tokens; streams ask for it wi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
-
-import httpx
 
 from modelyard.providers.base import (
     ChatRequest,
     Chunk,
     Finish,
     Message,
-    MissingKey,
     ProviderProtocolError,
     TextDelta,
     ToolCallDelta,
     Usage,
     UsageUpdate,
 )
-from modelyard.providers.breaker import RetryPolicy
-from modelyard.providers.transport import parse_json, post, read_json, sse
+from modelyard.providers.transport import HttpEndpoint, parse_json, post, read_json, sse
 
 
 def _int(value: Any) -> int:
@@ -116,21 +111,12 @@ async def stream_chunks(events: AsyncIterator[tuple[str, str]]) -> AsyncGenerato
     yield Finish(finish or "", model, rid)
 
 
-class OpenAIProvider:
+class OpenAIProvider(HttpEndpoint):
     api = "openai"
-
-    def __init__(self, name: str, base_url: str, api_key_env: str, client: httpx.AsyncClient,
-                 retry: RetryPolicy | None = None) -> None:
-        self.name = name
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.api_key_env = api_key_env
-        self.client = client
-        self.retry = retry or RetryPolicy()
+    path = "/chat/completions"
 
     def _headers(self, req: ChatRequest) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise MissingKey(f"endpoint '{self.name}': environment variable {self.api_key_env} is not set")
+        key = self.api_key()
         return {**req.headers, "authorization": f"Bearer {key}", "content-type": "application/json"}
 
     async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from modelyard.providers.base import (
+    MissingKey,
     ProviderConnectError,
     ProviderError,
     ProviderHTTPError,
@@ -134,3 +136,26 @@ async def sse(resp: httpx.Response) -> AsyncIterator[tuple[str, str]]:
         raise ProviderProtocolError(f"stream cut short: {type(exc).__name__}") from exc
     if data:
         yield event, "\n".join(data)
+
+
+class HttpEndpoint:
+    """What both wire formats share: the endpoint's URL, pooled client, retry policy and key lookup."""
+
+    api = ""
+    path = ""
+
+    def __init__(self, name: str, base_url: str, api_key_env: str, client: httpx.AsyncClient,
+                 retry: RetryPolicy | None = None) -> None:
+        self.name = name
+        self.url = base_url.rstrip("/") + self.path
+        self.api_key_env = api_key_env
+        self.client = client
+        self.retry = retry or RetryPolicy()
+
+    def api_key(self) -> str:
+        """The provider key from the environment; its value never enters a message or a log line."""
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise MissingKey(f"endpoint '{self.name}': environment variable {self.api_key_env} is not set")
+        return key
+
