@@ -1,0 +1,73 @@
+"""The `modelyard` command line: keys, config checks, the price table and a routed decision."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelyard.cli.main import main
+from modelyard.config import load_config
+from tests.helpers import RunningServer, key_for
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config.example.yaml"
+
+
+def test_keys_new_prints_a_key_and_the_config_line_with_its_hash(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "new", "--tenant", "acme", "--scopes", "route,report", "--id", "ci-key"]) == 0
+    out = capsys.readouterr().out
+    key = re.search(r"^\s+(my_\S+)$", out, re.M)
+    assert key, out
+    line = yaml.safe_load(out[out.index("- {"):])[0]
+    assert line == {"id": "ci-key", "sha256": hashlib.sha256(key.group(1).encode()).hexdigest(),
+                    "scopes": ["route", "report"]}
+
+
+def test_keys_new_rejects_unknown_scopes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["keys", "new", "--tenant", "acme", "--scopes", "route,superuser"]) == 2
+    assert "superuser" in capsys.readouterr().err
+
+
+def test_check_config_accepts_the_example_and_names_the_field_of_a_bad_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = yaml.safe_load(EXAMPLE.read_text())
+    bad["models"][0]["context_window"] = -5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "models[0].context_window" in err
+
+
+def test_prices_shows_total_and_active_parameters_and_unpublished_prices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prices", "--config", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(EXAMPLE)
+    for m in cfg.models:
+        assert m.id in out
+    mai = next(line for line in out.splitlines() if line.startswith("mai-code-1-flash"))
+    assert "137B total / 5B active" in mai and "licensed-data" in mai
+    unpriced = [m for m in cfg.models if not m.price.priced]
+    assert unpriced and all("n/p" in next(ln for ln in out.splitlines() if ln.startswith(m.id)) for m in unpriced)
+
+
+def test_route_prints_the_decision_and_every_candidate(
+        server: RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MODELYARD_API_KEY", key_for("admin"))
+    assert main(["route", "--server", server.address, "--role", "executor", "--task-class", "cli/test"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("decision ") and "fallbacks" in out
+    for model in ("tiny-coder", "mid-coder", "big-coder", "licensed-coder"):
+        assert model in out
+
+
+def test_route_without_a_key_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("MODELYARD_API_KEY", raising=False)
+    assert main(["route", "--server", "127.0.0.1:9"]) == 2
+    assert "MODELYARD_API_KEY" in capsys.readouterr().err
