@@ -102,10 +102,14 @@ class App:
         self._tasks = []
         if self.sync:
             await self.sync.stop()
-        with contextlib.suppress(Exception):
+        try:
             await self.save_state()
-        with contextlib.suppress(Exception):
+        except Exception:  # the store may be the thing that is down; shutdown must still finish
+            log.exception("could not save learned state at shutdown; the last periodic save stands")
+        try:
             await self.providers.aclose()
+        except Exception:
+            log.exception("closing provider connections failed")
         await self.store.close()
 
     def _expiry_interval(self) -> float:
