@@ -11,6 +11,14 @@ use crate::stats::{epoch_start, Sums};
 pub const ALL_CLASSES: u32 = u32::MAX;
 /// Role number of the pooled model level.
 pub const ALL_ROLES: u8 = 0;
+/// Role bit of the retry arms: (model, role | RETRY, class) learns outcomes of attempts > 1, and
+/// (model, role | RETRY, ALL_CLASSES) pools them per (model, role). See prior.rs.
+pub const RETRY: u8 = 0x80;
+/// Model name of the per-role hardness arms (model `HARDNESS`, role | RETRY, ALL_CLASSES): its
+/// `successes` are the retries' observed successes and its `failures` the successes the normal
+/// arms predicted for them, so successes / failures estimates how much harder a retry is. A
+/// report's model is never empty, so the name cannot clash with a real model.
+pub const HARDNESS: &str = "";
 const NO_ARM: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -151,6 +159,21 @@ impl ArmTable {
         out
     }
 
+    /// Applies `f` to `model`'s arm in every class row of `role` (pooled levels excluded).
+    pub fn for_each_class_arm(&mut self, model: u32, role: u8, mut f: impl FnMut(&mut Arm)) {
+        for (&(r, class), row) in &mut self.rows {
+            if r != role || class == ALL_CLASSES {
+                continue;
+            }
+            let m = model as usize;
+            if let Some(&slot) = row.slots.get(m).filter(|&&s| s != NO_ARM) {
+                let arm = &mut self.arms[slot as usize].1;
+                f(arm);
+                row.hot[m] = Hot::of(&arm.sums);
+            }
+        }
+    }
+
     /// Recomputes every hot view (after sums changed in bulk).
     fn refresh_all(&mut self) {
         for row in self.rows.values_mut() {
@@ -166,11 +189,11 @@ impl ArmTable {
         self.arms.iter()
     }
 
-    /// Number of (model, role, task_class) arms, pooled levels not counted.
+    /// Number of (model, role, task_class) arms; pooled levels and retry arms not counted.
     pub fn leaf_count(&self) -> usize {
         self.arms
             .iter()
-            .filter(|(k, _)| k.class != ALL_CLASSES)
+            .filter(|(k, _)| k.class != ALL_CLASSES && k.role & RETRY == 0)
             .count()
     }
 

@@ -102,15 +102,23 @@ pub struct DriftPolicy {
     pub window: f64,
     pub margin: f64,
     pub z: f64,
+    /// After a drift, the older evidence is cut to this many windows' worth (the window's own
+    /// outcomes are kept whole).
+    pub keep_old: f64,
+    /// Also test each (model, role) level, which sees every class's outcomes; a drift found
+    /// there forgets old evidence at the model, the (model, role) and all its class arms.
+    pub pooled: bool,
 }
 
 impl Default for DriftPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
-            window: 20.0,
+            window: 10.0,
             margin: 0.2,
             z: 3.0,
+            keep_old: 0.25,
+            pooled: true,
         }
     }
 }
@@ -370,6 +378,12 @@ fn validate_policy(r: RawRouting) -> Result<Policy> {
         ));
     }
     non_negative("routing.drift.z", d.z)?;
+    if !(d.keep_old.is_finite() && d.keep_old > 0.0) {
+        return Err(CoreError::field(
+            "routing.drift.keep_old",
+            format!("must be > 0, got {}", d.keep_old),
+        ));
+    }
     Ok(Policy {
         half_life_s: r.half_life_s,
         explore: r.explore,

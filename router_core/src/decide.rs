@@ -8,13 +8,13 @@
 use rand::RngCore;
 use rand_distr::Distribution;
 
-use crate::arm::{ArmTable, ALL_CLASSES, ALL_ROLES};
+use crate::arm::{ArmTable, Hot, ALL_CLASSES, ALL_ROLES, HARDNESS, RETRY};
 use crate::breaker::{BreakerKey, Breakers};
 use crate::catalog::{Catalog, ModelSpec};
 use crate::constraints::{describe, estimate_exclusion, static_exclusion, Constraint, Resolved};
 use crate::decision::{Candidate, Decision, Event, Reason};
 use crate::explain::no_model_reason;
-use crate::prior::Beta;
+use crate::prior::{hardness, retry_posterior, Beta};
 use crate::request::Request;
 use crate::score::{estimate, score, Estimate};
 
@@ -99,6 +99,19 @@ pub fn decide(
         Some(c) => table.row(role, c),
         None => ArmTable::empty_row(),
     };
+    // Retries read the retry levels and the role's hardness ρ (see prior.rs `retry_posterior`).
+    let retry = (req.attempt > 1).then(|| {
+        let r = role | RETRY;
+        let rho = table
+            .models
+            .get(HARDNESS)
+            .map_or(1.0, |h| hardness(table.row(r, ALL_CLASSES).hot(h), scale));
+        let class_row = match table.classes.get(&req.task_class) {
+            Some(c) => table.row(r, c),
+            None => ArmTable::empty_row(),
+        };
+        (rho, table.row(r, ALL_CLASSES), class_row)
+    });
     let explore = req.explore && catalog.policy.explore;
     let mut rng = WyRand::new(req.seed);
     let tv = req.time_value_usd_per_s;
@@ -122,7 +135,12 @@ pub fn decide(
         if excluded.is_none() || req.explain {
             let k = spec.key;
             let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
-            let est = estimate(spec, lv, scale, req);
+            let mut est = estimate(spec, lv, scale, req);
+            if let Some((rho, retry_role, retry_class)) = retry {
+                let rlv: [&Hot; 2] = [retry_role.hot(k), retry_class.hot(k)];
+                est.posterior = retry_posterior(est.posterior, rho, rlv, scale);
+                est.p_mean = est.posterior.mean();
+            }
             excluded = excluded.or_else(|| estimate_exclusion(req, &est));
             row.sampled = est.p_mean;
             row.greedy_score = score(&est, est.p_mean, tv);

@@ -88,6 +88,32 @@ pub fn success_posterior(prior: Beta, lv: [&Hot; 3], scale: f64) -> Beta {
     role.as_parent().update(lv[2], scale)
 }
 
+/// Pseudo-count of the hardness prior ρ = 1 ("a retry is as easy as a first try").
+pub const HARDNESS_PRIOR: f64 = 2.0;
+
+/// ρ, how much harder a retry is: observed / predicted successes of retries (the hardness arm,
+/// see arm.rs), shrunk toward 1 and capped at 1.
+#[inline]
+pub fn hardness(h: &Hot, scale: f64) -> f64 {
+    let (seen, predicted) = (h.successes * scale, h.failures * scale);
+    ((seen + HARDNESS_PRIOR) / (predicted + HARDNESS_PRIOR)).min(1.0)
+}
+
+/// Posterior of a retry (attempt > 1) of an arm whose first-try posterior is `normal`: the prior
+/// has mean ρ × the first-try mean and the first try's strength (capped at `POOL_CAP`), so a
+/// model never retried starts from what retries of every model taught; then the retry levels
+/// `[(model, role | RETRY), (model, role | RETRY, class)]` update it like the normal hierarchy.
+#[inline]
+pub fn retry_posterior(normal: Beta, rho: f64, lv: [&Hot; 2], scale: f64) -> Beta {
+    let m = (normal.mean() * rho).clamp(1e-6, 1.0 - 1e-6);
+    let s = normal.strength().min(POOL_CAP);
+    let base = Beta {
+        alpha: m * s,
+        beta: (1.0 - m) * s,
+    };
+    base.update(lv[0], scale).as_parent().update(lv[1], scale)
+}
+
 /// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
 #[inline]
 pub fn pooled_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> f64 {

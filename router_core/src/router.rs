@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use crate::arm::Hot;
-use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, ALL_ROLES};
+use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, ALL_ROLES, HARDNESS, RETRY};
 use crate::breaker::{BreakerKey, Breakers};
 use crate::catalog::Catalog;
-use crate::catalog::ModelSpec;
+use crate::catalog::{DriftPolicy, ModelSpec};
 use crate::decide::{breaker_event, decide, Gate};
 use crate::decision::{ArmStats, Candidate, Decision, Event};
+use crate::drift::DriftFinding;
 use crate::error::{finite, non_negative, CoreError, Result};
 use crate::prior::success_posterior;
 use crate::request::Request;
@@ -44,6 +45,9 @@ pub struct Report {
     pub est_cached_input_tokens: u64,
     /// Provider-billed cost of the step, when known.
     pub cost_usd: Option<f64>,
+    /// The decision's attempt (1 = first try of the job). Outcomes of attempts > 1 teach the
+    /// retry arms (see arm.rs `RETRY`), not the first-try ones; measurements teach both.
+    pub attempt: u32,
 }
 
 impl Report {
@@ -64,6 +68,7 @@ impl Report {
             est_output_tokens: 0,
             est_cached_input_tokens: 0,
             cost_usd: None,
+            attempt: 1,
         }
     }
 }
@@ -176,32 +181,41 @@ impl Core {
                 .get(&r.model)
                 .map(|&i| &st.catalog.models[i]);
             let learned = Learned::of(r, spec);
-            for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES)] {
-                let key = ArmKey { model, role, class };
-                st.table
-                    .with_arm(key, |a| learned.add_to(&mut a.sums, r, w));
-            }
             let scale = st.table.read_scale(r.now, st.catalog.lambda());
-            let key = ArmKey { model, role, class };
-            let found = st.table.with_arm(key, |arm| {
-                learned.add_to(&mut arm.sums, r, w);
-                if r.status == Status::Cancelled {
-                    return None;
-                }
-                let (s, f) = (arm.sums.successes * scale, arm.sums.failures * scale);
-                let ok = r.status == Status::Success;
-                let found = arm.drift.observe(ok, r.weight, s, f, &policy.drift)?;
-                // Old evidence shrinks so the recent window dominates the arm from now on.
-                arm.sums.scale(found.shrink);
-                Some(found)
-            });
-            if let Some(found) = found {
+            let found = if r.attempt > 1 {
+                let prior = spec.map(|spec| spec.prior);
+                learn_retry(
+                    &mut st.table,
+                    &learned,
+                    r,
+                    w,
+                    (model, role, class),
+                    prior,
+                    scale,
+                );
+                None
+            } else {
+                learn_first_try(
+                    &mut st.table,
+                    &learned,
+                    r,
+                    w,
+                    (model, role, class),
+                    scale,
+                    &policy.drift,
+                )
+            };
+            if let Some((found, pooled)) = found {
                 events.push(Event {
                     kind: "drift",
                     model: r.model.clone(),
                     provider: String::new(),
                     role,
-                    task_class: r.task_class.clone(),
+                    task_class: if pooled {
+                        String::new()
+                    } else {
+                        r.task_class.clone()
+                    },
                     detail: found.describe(),
                     at: r.now,
                 });
@@ -230,15 +244,38 @@ impl Core {
         Ok(())
     }
 
-    /// Credits every distinct (model, role, task_class) of a finished job with its outcome.
+    /// Credits every distinct (model, role, task_class) of a finished job with its outcome (as
+    /// first tries; see `complete_job_attempts`).
     pub fn complete_job(
         &self,
         steps: &[(String, Role, String)],
         success: bool,
         now: f64,
     ) -> Result<()> {
+        let steps: Vec<_> = steps
+            .iter()
+            .map(|(m, r, c)| (m.clone(), *r, c.clone(), 1))
+            .collect();
+        self.complete_job_attempts(&steps, success, now)
+    }
+
+    /// Credits the distinct (model, role, task_class, attempt) steps of a finished job with its
+    /// outcome, each at its own level (attempt > 1: the retry arms). A job that succeeded
+    /// credits only the steps of its last attempt: the earlier attempts were retried because
+    /// they failed, so the job's success says nothing in their favour.
+    pub fn complete_job_attempts(
+        &self,
+        steps: &[(String, Role, String, u32)],
+        success: bool,
+        now: f64,
+    ) -> Result<()> {
         finite("now", now)?;
-        let distinct: BTreeSet<_> = steps.iter().collect();
+        let last = steps.iter().map(|s| s.3).max().unwrap_or(1);
+        let distinct: BTreeSet<_> = steps
+            .iter()
+            .filter(|s| !success || s.3 == last)
+            .map(|(m, r, c, a)| (m, *r, c, (*a).max(1) > 1))
+            .collect();
         let mut st = self.state.write();
         let credit = st.catalog.policy.job_credit_weight;
         if credit == 0.0 || distinct.is_empty() {
@@ -246,14 +283,20 @@ impl Core {
         }
         let (hl, lambda) = (st.catalog.policy.half_life_s, st.catalog.lambda());
         let w = st.table.weight_at(now, hl, lambda) * credit;
-        for (model, role, class) in distinct {
+        for (model, role, class, retry) in distinct {
             let model = st.table.models.intern(model);
             let class = st.table.classes.intern(class);
-            for (role, class) in [
-                (ALL_ROLES, ALL_CLASSES),
-                (role.number(), ALL_CLASSES),
-                (role.number(), class),
-            ] {
+            let levels = if retry {
+                let r = role.number() | RETRY;
+                [None, Some((r, ALL_CLASSES)), Some((r, class))]
+            } else {
+                [
+                    Some((ALL_ROLES, ALL_CLASSES)),
+                    Some((role.number(), ALL_CLASSES)),
+                    Some((role.number(), class)),
+                ]
+            };
+            for (role, class) in levels.into_iter().flatten() {
                 st.table.with_arm(ArmKey { model, role, class }, |a| {
                     if success {
                         a.sums.successes += w;
@@ -278,7 +321,7 @@ impl Core {
         };
         let mut out: Vec<ArmStats> = t
             .iter()
-            .filter(|(k, _)| k.class != ALL_CLASSES)
+            .filter(|(k, _)| k.class != ALL_CLASSES && k.role & RETRY == 0)
             .map(|(k, a)| {
                 let s = &a.sums;
                 let spec = cat
@@ -351,6 +394,136 @@ impl Core {
     }
 }
 
+/// A first try: the outcome and measurements go to the model, (model, role) and arm levels. The
+/// drift test runs on the arm and, with `policy.pooled`, on the (model, role) level, which sees
+/// every class's outcomes; a drift found there forgets old evidence at the model level, the
+/// (model, role) level and every class arm of the (model, role), so no level lends it back.
+/// Only falls forget evidence (a model that got better is found by exploration; forgetting its
+/// evidence on a lucky streak costs more than it saves); rises are only reported.
+/// Returns the finding and whether it was pooled.
+fn learn_first_try(
+    table: &mut ArmTable,
+    learned: &Learned,
+    r: &Report,
+    w: f64,
+    (model, role, class): (u32, u8, u32),
+    scale: f64,
+    policy: &DriftPolicy,
+) -> Option<(DriftFinding, bool)> {
+    let observe = |arm: &mut crate::arm::Arm| {
+        if r.status == Status::Cancelled {
+            return None;
+        }
+        let (s, f) = (arm.sums.successes * scale, arm.sums.failures * scale);
+        arm.drift
+            .observe(r.status == Status::Success, r.weight, s, f, policy)
+    };
+    // Stored units of the window's outcomes (report weights seen at `now`).
+    let stored = |found: &DriftFinding| (found.recent.0 / scale, found.recent.1 / scale);
+    let model_key = ArmKey {
+        model,
+        role: ALL_ROLES,
+        class: ALL_CLASSES,
+    };
+    table.with_arm(model_key, |a| learned.add_to(&mut a.sums, r, w));
+    let role_key = ArmKey {
+        model,
+        role,
+        class: ALL_CLASSES,
+    };
+    let pooled = table.with_arm(role_key, |a| {
+        learned.add_to(&mut a.sums, r, w);
+        let found = observe(a).filter(|_| policy.pooled)?;
+        if found.new_rate < found.old_rate {
+            a.sums.forget_old(found.shrink, stored(&found));
+        }
+        Some(found)
+    });
+    if let Some(found) = pooled.filter(|f| f.new_rate < f.old_rate) {
+        let f = found.shrink;
+        table.with_arm(model_key, |a| a.sums.forget_old(f, stored(&found)));
+        // Each class arm keeps its own recent window; this outcome is added just below.
+        table.for_each_class_arm(model, role, |a| {
+            let recent = (
+                a.drift.fast_successes / scale,
+                a.drift.fast_failures / scale,
+            );
+            a.sums.forget_old(f, recent);
+            // Handled: the class arm stays quiet until its own estimates agree again.
+            a.drift = crate::drift::DriftState {
+                flagged: true,
+                ..crate::drift::DriftState::default()
+            };
+        });
+    }
+    let leaf = table.with_arm(ArmKey { model, role, class }, |a| {
+        learned.add_to(&mut a.sums, r, w);
+        let found = observe(a)?;
+        if pooled.is_none() && found.new_rate < found.old_rate {
+            a.sums.forget_old(found.shrink, stored(&found));
+        }
+        Some(found)
+    });
+    pooled.map(|f| (f, true)).or(leaf.map(|f| (f, false)))
+}
+
+/// A retry (attempt > 1): measurements teach the first-try levels (a model's token and cost
+/// ratios do not depend on the attempt), the outcome teaches the retry levels and the role's
+/// hardness arm (observed success against what the first-try posterior predicted).
+fn learn_retry(
+    table: &mut ArmTable,
+    learned: &Learned,
+    r: &Report,
+    w: f64,
+    (model, role, class): (u32, u8, u32),
+    prior: Option<crate::prior::Beta>,
+    scale: f64,
+) {
+    if r.status == Status::Cancelled {
+        return;
+    }
+    let predicted = prior.map(|prior| {
+        let lv = [
+            table.row(ALL_ROLES, ALL_CLASSES).hot(model),
+            table.row(role, ALL_CLASSES).hot(model),
+            table.row(role, class).hot(model),
+        ];
+        success_posterior(prior, lv, scale).mean()
+    });
+    for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES), (role, class)] {
+        table.with_arm(ArmKey { model, role, class }, |a| {
+            learned.add_measurements(&mut a.sums, r, w);
+        });
+    }
+    let retry = role | RETRY;
+    for class in [ALL_CLASSES, class] {
+        table.with_arm(
+            ArmKey {
+                model,
+                role: retry,
+                class,
+            },
+            |a| {
+                Learned::add_outcome(&mut a.sums, r, w);
+            },
+        );
+    }
+    if let Some(p) = predicted {
+        let h = table.models.intern(HARDNESS);
+        let key = ArmKey {
+            model: h,
+            role: retry,
+            class: ALL_CLASSES,
+        };
+        table.with_arm(key, |a| {
+            if r.status == Status::Success {
+                a.sums.successes += w;
+            }
+            a.sums.failures += w * p;
+        });
+    }
+}
+
 /// What one report teaches, computed once and added at every pooling level.
 struct Learned {
     /// Tokens counted only when any were reported.
@@ -397,11 +570,19 @@ impl Learned {
     /// steps; latency also from timeouts (a timeout is real waiting), never from errors (those
     /// fail fast). A zero (unreported) measurement feeds nothing.
     fn add_to(&self, s: &mut Sums, r: &Report, w: f64) {
+        Self::add_outcome(s, r, w);
+        self.add_measurements(s, r, w);
+    }
+
+    fn add_outcome(s: &mut Sums, r: &Report, w: f64) {
         match r.status {
             Status::Success => s.successes += w,
             Status::Failure | Status::Error | Status::Timeout => s.failures += w,
-            Status::Cancelled => return,
+            Status::Cancelled => {}
         }
+    }
+
+    fn add_measurements(&self, s: &mut Sums, r: &Report, w: f64) {
         if matches!(r.status, Status::Success | Status::Failure) {
             s.ratio_in.add_ratio(w, self.ratio_in.0, self.ratio_in.1);
             s.ratio_out.add_ratio(w, self.ratio_out.0, self.ratio_out.1);

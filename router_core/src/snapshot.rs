@@ -5,6 +5,9 @@
 //! cost billed/list). v1 snapshots still restore: success, latency and plain token sums carry
 //! over; the ratios start empty (v1 never saw estimates).
 //!
+//! Version 3 keeps v2's layout and adds the retry arms (role | `RETRY`) and the per-role hardness
+//! arms (model `HARDNESS`); v2 bodies restore unchanged (they have neither).
+//!
 //! Merge adds sums after aligning epochs to the later t0 (the earlier side is multiplied by
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
@@ -12,12 +15,12 @@
 use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
-use crate::arm::{ArmKey, ArmTable, ALL_CLASSES};
+use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, RETRY};
 use crate::error::{CoreError, Result};
 use crate::stats::{LatencySums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
 
@@ -109,7 +112,8 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         .with_limit(MAX_BODY);
     let corrupt = |e: bincode::Error| CoreError::field("snapshot", format!("corrupt body: {e}"));
     let body: Body = match version {
-        VERSION => opts.deserialize(&data[12..]).map_err(corrupt)?,
+        // v3 has v2's layout; it adds retry arms (role | RETRY) and the hardness arms.
+        VERSION | 2 => opts.deserialize(&data[12..]).map_err(corrupt)?,
         1 => {
             let v1: Body<SumsV1> = opts.deserialize(&data[12..]).map_err(corrupt)?;
             Body {
@@ -131,7 +135,7 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         _ => {
             return Err(CoreError::field(
                 "snapshot.version",
-                format!("unsupported version {version}, expected {VERSION} (or 1)"),
+                format!("unsupported version {version}, expected {VERSION} (or 2, 1)"),
             ))
         }
     };
@@ -141,10 +145,14 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         return Err(CoreError::field("snapshot.t0", "must be finite"));
     }
     for (i, a) in body.arms.iter().enumerate() {
-        if a.role > 6 {
+        let retry_ok = version >= 3 || a.role & RETRY == 0;
+        if a.role & !RETRY > 6 || !retry_ok {
             return Err(CoreError::field(
                 format!("snapshot.arms[{i}].role"),
-                format!("must be 0..6, got {}", a.role),
+                format!(
+                    "must be 0..6 (v3: optionally | 128 for retry arms), got {}",
+                    a.role
+                ),
             ));
         }
         if !a.sums.is_finite() {

@@ -161,6 +161,19 @@ impl Sums {
         self.latency.scale(f);
     }
 
+    /// Forgets old outcome evidence after a drift: every sum is scaled by `f`, except that the
+    /// recent successes and failures (`recent`, in stored units, capped at what is there) are
+    /// kept whole, so the arm's mean moves to the recent window at once: s' = f·s + (1 − f)·recent.
+    pub fn forget_old(&mut self, f: f64, recent: (f64, f64)) {
+        let (rs, rf) = (
+            recent.0.clamp(0.0, self.successes),
+            recent.1.clamp(0.0, self.failures),
+        );
+        self.scale(f);
+        self.successes += (1.0 - f) * rs;
+        self.failures += (1.0 - f) * rf;
+    }
+
     pub fn merge(&mut self, o: &Self) {
         self.successes += o.successes;
         self.failures += o.failures;

@@ -31,6 +31,7 @@ fn apply(core: &Core, events: &[(usize, u8, usize, f64, u64, f64)]) {
             est_input_tokens: 800,
             est_output_tokens: 500,
             cost_usd: (out % 3 == 0).then_some(out as f64 * 1e-6),
+            attempt: 1 + (out % 2) as u32,
             ..Report::new(models[m], role, &format!("class{c}"), status, t)
         })
         .unwrap();
@@ -48,9 +49,13 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 fn same_estimates(a: &Core, b: &Core, now: f64) -> bool {
-    ["class0", "class1", "class2"].iter().all(|cls| {
+    let cases = ["class0", "class1", "class2"]
+        .into_iter()
+        .flat_map(|c| [(c, 1), (c, 2)]);
+    cases.into_iter().all(|(cls, attempt)| {
         let mut r = common::req(now);
-        r.task_class = (*cls).into();
+        r.task_class = cls.into();
+        r.attempt = attempt;
         let (ea, eb) = (a.estimate(&r).unwrap(), b.estimate(&r).unwrap());
         ea.iter().zip(&eb).all(|(x, y)| {
             close(x.score, y.score)
@@ -143,4 +148,20 @@ fn merging_replicas_equals_one_core_seeing_everything() {
     let b = core_with(&[(1, 2, 0, 5000.0, 10, 10.0)]);
     a.merge(&b.snapshot().unwrap()).unwrap();
     assert!(same_estimates(&a, &all, 6000.0));
+}
+
+#[test]
+fn version_2_snapshots_still_restore_and_cannot_hold_retry_arms() {
+    // First tries only: a v3 body without retry arms is exactly a v2 body.
+    let a = core_with(&[(0, 1, 0, 100.0, 10, 10.0), (1, 2, 1, 500.0, 20, 10.0)]);
+    let mut v2 = a.snapshot().unwrap();
+    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let b = core_with(&[]);
+    b.restore(&v2).unwrap();
+    assert!(same_estimates(&a, &b, 600.0));
+    let with_retry = core_with(&[(0, 2, 0, 100.0, 11, 10.0)]);
+    let mut bad = with_retry.snapshot().unwrap();
+    bad[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let e = b.restore(&bad).unwrap_err().to_string();
+    assert!(e.contains("role"), "{e}");
 }

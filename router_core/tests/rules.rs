@@ -2,8 +2,8 @@
 
 mod common;
 
-use _core::{Core, Request, Status};
-use common::{catalog_json, core, feed, req};
+use _core::{Core, Report, Request, Role, Status};
+use common::{catalog_json, core, feed, report, req, EXECUTOR};
 
 #[test]
 #[allow(clippy::too_many_lines)]
@@ -277,13 +277,14 @@ fn drift_emits_one_event_and_adapts() {
         .filter(|e| e.kind == "drift")
         .collect();
     assert_eq!(drift.len(), 1, "{drift:?}");
+    // Found at the (model, role) level, which sees every class: task_class "" (pooled).
     assert_eq!(
         (
             drift[0].model.as_str(),
             drift[0].role,
             drift[0].task_class.as_str()
         ),
-        ("cheap", 2, "edit")
+        ("cheap", 2, "")
     );
     let p = c.estimate(&req(0.0)).unwrap()[0].success_probability;
     assert!(p < 0.5, "recent failures dominate after drift: {p}");
@@ -329,4 +330,116 @@ fn set_catalog_keeps_learning() {
         .unwrap();
     assert_eq!(c.arm_count(), 1);
     assert!((c.estimate(&req(0.0)).unwrap()[0].evidence - 5.0).abs() < 1e-9);
+}
+
+fn p_of(c: &Core, class: &str, attempt: u32, model: &str) -> f64 {
+    let mut r = req(0.0);
+    r.task_class = class.into();
+    r.attempt = attempt;
+    c.estimate(&r)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.model == model)
+        .unwrap()
+        .success_probability
+}
+
+#[test]
+fn pooled_drift_forgets_old_evidence_at_every_level() {
+    let c = core();
+    // Evidence spread over many classes: no class arm alone sees enough to test.
+    for i in 0..240 {
+        let class = format!("c{}", i % 12);
+        c.report(&report("cheap", &class, Status::Success, 0.0))
+            .unwrap();
+    }
+    let before = p_of(&c, "c0", 1, "cheap");
+    for i in 0..12 {
+        let class = format!("c{}", i % 12);
+        c.report(&report("cheap", &class, Status::Failure, 0.0))
+            .unwrap();
+    }
+    let kinds: Vec<_> = c
+        .drain_events()
+        .into_iter()
+        .filter(|e| e.kind == "drift")
+        .collect();
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    assert_eq!(kinds[0].task_class, "");
+    // Every class arm, the (model, role) and the model level forgot: even a class that saw
+    // one failure since the change and a class never seen fall well below the old rate.
+    for class in ["c0", "c11", "never-seen"] {
+        let p = p_of(&c, class, 1, "cheap");
+        assert!(p < before - 0.3, "{class}: {p} vs {before}");
+    }
+}
+
+#[test]
+fn retry_arms_learn_apart_and_pool_into_first_tries() {
+    let c = core();
+    let fresh = p_of(&c, "edit", 2, "mid");
+    assert!(
+        (fresh - p_of(&c, "edit", 1, "mid")).abs() < 1e-12,
+        "no hardness learned yet"
+    );
+    // First tries of cheap succeed; its retries fail.
+    feed(&c, "cheap", "edit", Status::Success, 20, 0.0);
+    for _ in 0..20 {
+        let r = Report {
+            attempt: 2,
+            ..report("cheap", "edit", Status::Failure, 0.0)
+        };
+        c.report(&r).unwrap();
+    }
+    let (first, retry) = (p_of(&c, "edit", 1, "cheap"), p_of(&c, "edit", 2, "cheap"));
+    assert!(first > 0.8, "retries do not teach first tries: {first}");
+    assert!(retry < 0.3, "retry arm learned: {retry}");
+    // A model never retried starts its retries from ρ × its first-try estimate.
+    let mid_first = p_of(&c, "edit", 1, "mid");
+    let mid_retry = p_of(&c, "edit", 2, "mid");
+    assert!(mid_retry < 0.5 * mid_first, "{mid_retry} vs {mid_first}");
+    // A class never retried borrows the (model, role) retry level.
+    assert!(p_of(&c, "other", 2, "cheap") < 0.5);
+    // Routing a retry is deterministic under a seed.
+    let mut r = req(0.0);
+    r.attempt = 2;
+    r.explore = true;
+    r.seed = 42;
+    let (a, b) = (c.route(&r).unwrap(), c.route(&r).unwrap());
+    assert_eq!(a.pick, b.pick);
+    assert_eq!(a.score.to_bits(), b.score.to_bits());
+}
+
+#[test]
+fn a_succeeded_job_credits_only_its_last_attempt() {
+    let c = core();
+    let step = |m: &str, a| {
+        (
+            m.to_owned(),
+            Role::from_number(EXECUTOR).unwrap(),
+            "edit".to_owned(),
+            a,
+        )
+    };
+    let before = (p_of(&c, "edit", 1, "cheap"), p_of(&c, "edit", 2, "mid"));
+    for _ in 0..10 {
+        c.complete_job_attempts(&[step("cheap", 1), step("mid", 2)], true, 0.0)
+            .unwrap();
+    }
+    assert!(
+        (p_of(&c, "edit", 1, "cheap") - before.0).abs() < 1e-12,
+        "cheap failed: no credit"
+    );
+    assert!(
+        p_of(&c, "edit", 2, "mid") > before.1,
+        "mid's retry arm credited"
+    );
+    for _ in 0..10 {
+        c.complete_job_attempts(&[step("cheap", 1), step("mid", 2)], false, 0.0)
+            .unwrap();
+    }
+    assert!(
+        p_of(&c, "edit", 1, "cheap") < before.0,
+        "a failed job debits every attempt"
+    );
 }

@@ -114,9 +114,11 @@ class Core:
         input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
         latency_ms: float = 0.0, weight: float = 1.0,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
-        cost_usd: float | None = None,
+        cost_usd: float | None = None, attempt: int = 1,
     ) -> None:
-        """Learn from one step. SUCCESS counts as success; FAILURE, ERROR, TIMEOUT as failure;
+        """Learn from one step. `attempt` is the decision's attempt: outcomes of attempt > 1
+        teach the retry arms (pooled into the first-try arm × the learned retry hardness), not the
+        first-try arms; tokens, cost and latency teach the first-try levels either way. SUCCESS counts as success; FAILURE, ERROR, TIMEOUT as failure;
         CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers.
 
         Zero means "not reported": a zero token count, latency, estimate or cost_usd leaves that
@@ -125,8 +127,11 @@ class Core:
         output_tokens/est_output_tokens and cost_usd / list-price cost (of the reported tokens,
         or of the est_* tokens when none were reported). route predicts tokens = its estimate x
         E[ratio] and cost = list price of those tokens x E[cost ratio]. cost_usd must be ≥ 0."""
-    def complete_job(self, *, steps: list[tuple[str, int, str]], success: bool, now: float) -> None:
-        """Credit each distinct (model, role, task_class) with routing.job_credit_weight."""
+    def complete_job(
+        self, *, steps: list[tuple[str, int, str] | tuple[str, int, str, int]], success: bool, now: float,
+    ) -> None:
+        """Credit each distinct (model, role, task_class[, attempt]) with routing.job_credit_weight
+        (attempt > 1: the retry arms). A succeeded job credits only the steps of its last attempt."""
     def arms(self) -> list[ArmStats]:
         """Leaderboard of (model, role, task_class) arms, decayed to the latest time seen."""
     def drain_events(self) -> list[Event]: ...

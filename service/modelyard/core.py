@@ -72,20 +72,25 @@ class RoutingCore:
         self, *, model: str, role: int, task_class: str, status: int, input_tokens: int,
         cached_input_tokens: int, output_tokens: int, latency_ms: float, now: float,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
-        cost_usd: float | None = None,
+        cost_usd: float | None = None, attempt: int = 1,
     ) -> None:
         """Learn from one step. Zero tokens / latency mean "not reported" (nothing learned from
         them). Pass the decision's estimates so the core learns actual/estimated token ratios,
-        and the provider-billed `cost_usd` when known (it learns billed/list-price)."""
+        and the provider-billed `cost_usd` when known (it learns billed/list-price). `attempt` is
+        the decision's attempt: outcomes of attempts > 1 teach the core's retry arms."""
         self._core.report(
             model=model, role=role, task_class=task_class, status=status,
             input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens, latency_ms=latency_ms, now=now,
             est_input_tokens=est_input_tokens, est_output_tokens=est_output_tokens,
-            est_cached_input_tokens=est_cached_input_tokens, cost_usd=cost_usd,
+            est_cached_input_tokens=est_cached_input_tokens, cost_usd=cost_usd, attempt=max(1, attempt),
         )
 
-    def complete_job(self, steps: Sequence[tuple[str, int, str]], *, success: bool, now: float) -> None:
+    def complete_job(
+        self, steps: Sequence[tuple[str, int, str] | tuple[str, int, str, int]], *, success: bool, now: float,
+    ) -> None:
+        """Credit a finished job's steps: (model, role, task_class) or with the step's attempt
+        appended; a succeeded job credits only the steps of its last attempt."""
         self._core.complete_job(steps=list(steps), success=success, now=now)
 
     def arms(self) -> list[_core.ArmStats]:

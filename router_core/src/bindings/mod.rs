@@ -167,7 +167,7 @@ impl PyCore {
 
     #[pyo3(signature = (*, model, role, task_class, status, now, input_tokens=0,
         cached_input_tokens=0, output_tokens=0, latency_ms=0.0, weight=1.0, est_input_tokens=0,
-        est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None))]
+        est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None, attempt=1))]
     fn report(
         &self,
         py: Python<'_>,
@@ -185,6 +185,7 @@ impl PyCore {
         est_output_tokens: u64,
         est_cached_input_tokens: u64,
         cost_usd: Option<f64>,
+        attempt: u32,
     ) -> PyResult<()> {
         let r = Report {
             model,
@@ -201,6 +202,7 @@ impl PyCore {
             est_output_tokens,
             est_cached_input_tokens,
             cost_usd,
+            attempt: attempt.max(1),
         };
         py.allow_threads(|| self.inner.report(&r)).map_err(err)
     }
@@ -209,15 +211,21 @@ impl PyCore {
     fn complete_job(
         &self,
         py: Python<'_>,
-        steps: Vec<(String, i64, String)>,
+        steps: Vec<StepArg>,
         success: bool,
         now: f64,
     ) -> PyResult<()> {
         let steps = steps
             .into_iter()
-            .map(|(m, r, c)| Ok((m, Role::from_number(r).map_err(err)?, c)))
+            .map(|s| {
+                let (m, r, c, a) = match s {
+                    StepArg::WithAttempt(t) => t,
+                    StepArg::Plain((m, r, c)) => (m, r, c, 1),
+                };
+                Ok((m, Role::from_number(r).map_err(err)?, c, a.max(1)))
+            })
             .collect::<PyResult<Vec<_>>>()?;
-        py.allow_threads(|| self.inner.complete_job(&steps, success, now))
+        py.allow_threads(|| self.inner.complete_job_attempts(&steps, success, now))
             .map_err(err)
     }
 
@@ -263,4 +271,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEvent>()?;
     m.add("CoreError", m.py().get_type::<PyCoreError>())?;
     Ok(())
+}
+
+/// A job step for `complete_job`: (model, role, task_class) or (model, role, task_class, attempt).
+#[derive(FromPyObject)]
+enum StepArg {
+    WithAttempt((String, i64, String, u32)),
+    Plain((String, i64, String)),
 }

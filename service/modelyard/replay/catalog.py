@@ -33,6 +33,8 @@ class Settings:
     escalate_after: int = 0
     escalate_min_tier: int = 1
     seconds_per_task: float = 60.0
+    drift: tuple[tuple[str, float], ...] = ()
+    """routing.drift overrides as (key, value) pairs (window, margin, z, keep_old); () = core defaults."""
     overrides: dict[str, tuple[float, float]] = field(default_factory=dict)
     """model → (prior success, strength): only for the drift scenario's restarted router."""
 
@@ -60,6 +62,8 @@ def core_catalog(table: Table, s: Settings) -> dict[str, Any]:
         "explore": s.explore,
         "job_credit_weight": s.job_credit_weight,
     }
+    if s.drift:
+        routing["drift"] = dict(s.drift)
     if s.escalate_after > 0:
         routing["escalation"] = {"2": {"after_failures": s.escalate_after, "min_tier": s.escalate_min_tier}}
     return {"models": models, "routing": routing}

@@ -36,7 +36,8 @@ class Remote:
         self._decision[(job, model)] = d.decision_id
         return model
 
-    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float) -> None:
+    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float,
+               attempt: int = 1) -> None:
         tin, tout = synthetic_tokens(cost, self.s.est_tokens, self.table.prices[model])
         self.client.report_outcome(self._decision.pop((job, model)), SUCCESS if ok else FAILURE,
                                    input_tokens=tin, output_tokens=tout, cost_usd=cost)

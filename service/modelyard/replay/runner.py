@@ -27,7 +27,8 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: any fixed epoch works, the core is
 
 class Router(Protocol):
     def route(self, job: str, task_class: str, attempt: int, failed: list[str], seed: int, now: float) -> str: ...
-    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float) -> None: ...
+    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float,
+               attempt: int = 1) -> None: ...
     def complete(self, job: str, steps: list[str], task_class: str, ok: bool, now: float) -> None: ...
 
 
@@ -57,17 +58,20 @@ class InProcess:
             raise RuntimeError(f"no eligible model: {d.reason}")
         return d.model
 
-    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float) -> None:
+    def report(self, job: str, model: str, task_class: str, ok: bool, cost: float, now: float,
+               attempt: int = 1) -> None:
         # The table has billed cost only: the core learns billed / list-price-predicted cost from
         # cost_usd and the step estimate; the tokens are the ones that cost implies at list prices.
         tin, tout = synthetic_tokens(cost, self.s.est_tokens, self.table.prices[model])
         self.core.report(
             model=model, role=EXECUTOR, task_class=task_class, status=SUCCESS if ok else FAILURE,
             input_tokens=tin, cached_input_tokens=0, output_tokens=tout, latency_ms=0.0, now=now,
-            cost_usd=cost, est_input_tokens=self.s.est_tokens[0], est_output_tokens=self.s.est_tokens[1])
+            cost_usd=cost, est_input_tokens=self.s.est_tokens[0], est_output_tokens=self.s.est_tokens[1],
+            attempt=attempt)
 
     def complete(self, job: str, steps: list[str], task_class: str, ok: bool, now: float) -> None:
-        distinct = list(dict.fromkeys((m, EXECUTOR, task_class) for m in steps))
+        # steps[i] was attempt i + 1 (a retry never repeats a failed model)
+        distinct = list(dict.fromkeys((m, EXECUTOR, task_class, a) for a, m in enumerate(steps, 1)))
         self.core.complete_job(distinct, success=ok, now=now)
 
 
@@ -95,7 +99,7 @@ def replay(table: Table, router: Router, order: list[int], k: int, s: Settings, 
             c = table.cost[m][t]
             run.cost[t] += c
             tried.append(m)
-            router.report(job, m, cls, ok, c, now)
+            router.report(job, m, cls, ok, c, now, attempt)
             if ok:
                 solved = True
                 break
