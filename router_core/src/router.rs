@@ -1,7 +1,7 @@
 //! The thread-safe core: learned state behind one RwLock (decisions read, outcomes write),
 //! breakers and events behind their own small mutexes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
@@ -270,10 +270,16 @@ impl Core {
         now: f64,
     ) -> Result<()> {
         finite("now", now)?;
-        let last = steps.iter().map(|s| s.3).max().unwrap_or(1);
+        // "Last" is per (role, task_class): a job whose executor needed a retry still credits its
+        // planner and reviewer, whose only try was their first.
+        let mut last: HashMap<(Role, &str), u32> = HashMap::new();
+        for (_, role, class, attempt) in steps {
+            let e = last.entry((*role, class.as_str())).or_insert(0);
+            *e = (*e).max(*attempt);
+        }
         let distinct: BTreeSet<_> = steps
             .iter()
-            .filter(|s| !success || s.3 == last)
+            .filter(|s| !success || last.get(&(s.1, s.2.as_str())) == Some(&s.3))
             .map(|(m, r, c, a)| (m, *r, c, (*a).max(1) > 1))
             .collect();
         let mut st = self.state.write();

@@ -443,3 +443,44 @@ fn a_succeeded_job_credits_only_its_last_attempt() {
         "a failed job debits every attempt"
     );
 }
+
+#[test]
+fn last_attempt_is_per_role_so_other_roles_of_a_succeeded_job_are_credited() {
+    const PLANNER: i64 = 1;
+    let c = core();
+    let step = |m: &str, role: i64, a| {
+        (
+            m.to_owned(),
+            Role::from_number(role).unwrap(),
+            "edit".to_owned(),
+            a,
+        )
+    };
+    let planner_before = p_of_role(&c, "edit", 1, "mid", PLANNER);
+    for _ in 0..10 {
+        // The executor needed a retry; the planner's only try was its first.
+        c.complete_job_attempts(
+            &[step("mid", PLANNER, 1), step("cheap", EXECUTOR, 1), step("mid", EXECUTOR, 2)],
+            true,
+            0.0,
+        )
+        .unwrap();
+    }
+    assert!(
+        p_of_role(&c, "edit", 1, "mid", PLANNER) > planner_before,
+        "the planner's step finished its part of a succeeded job"
+    );
+}
+
+fn p_of_role(c: &Core, class: &str, attempt: u32, model: &str, role: i64) -> f64 {
+    let mut r = req(0.0);
+    r.role = Role::from_number(role).unwrap();
+    r.task_class = class.into();
+    r.attempt = attempt;
+    c.estimate(&r)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.model == model)
+        .unwrap()
+        .success_probability
+}

@@ -116,6 +116,8 @@ class Decision:
     est_input_tokens: int = 0
     est_output_tokens: int = 0
     est_cached_input_tokens: int = 0
+    # Which try of the step this decision was (retries are learned apart: the task proved hard).
+    attempt: int = 1
 
     def to_payload(self) -> bytes:
         # By hand, not dataclasses.asdict (a recursive deep copy): 112 -> 36 us per Route.

@@ -120,6 +120,7 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
         est_input_tokens=req.task.est_input_tokens,
         est_output_tokens=req.task.est_output_tokens,
         est_cached_input_tokens=req.task.est_cached_input_tokens,
+        attempt=req.attempt,
     )
     reservation = Reservation(
         request_id=req.request_id, decision_id=decision.decision_id, tenant=who.tenant,
@@ -171,6 +172,7 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
                 output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
                 est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
                 est_cached_input_tokens=routed.est_cached_input_tokens, cost_usd=req.cost_usd,
+                attempt=routed.attempt,
             )
             app.drain_core_events(core)
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status)
@@ -192,8 +194,11 @@ async def complete_job(app: App, who: Principal, job_id: str, status: int) -> Jo
         app.stats.jobs_completed += 1
         if status != JOB_ABANDONED:
             decisions = await app.store.job_decisions(who.tenant, job_id)
+            # With each step's attempt, a succeeded job credits the try that finished it, not the
+            # tries that failed before it.
             steps = list(dict.fromkeys(
-                (d.model_used or d.model, d.role, d.task_class) for d in decisions if d.settled))
+                (d.model_used or d.model, d.role, d.task_class, Decision.from_payload(d.payload).attempt)
+                for d in decisions if d.settled))
             if steps:
                 core = app.core_for(who.tenant)
                 core.complete_job(steps, success=status == JOB_SUCCEEDED, now=now)
