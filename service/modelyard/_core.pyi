@@ -117,8 +117,9 @@ class Core:
         cost_usd: float | None = None, attempt: int = 1,
     ) -> None:
         """Learn from one step. `attempt` is the decision's attempt: outcomes of attempt > 1
-        teach the retry arms (pooled into the first-try arm × the learned retry hardness), not the
-        first-try arms; tokens, cost and latency teach the first-try levels either way. SUCCESS counts as success; FAILURE, ERROR, TIMEOUT as failure;
+        teach the retry arms (pooled into the first-try arm x the learned retry hardness), not the
+        first-try arms; tokens, cost and latency teach the first-try levels either way. SUCCESS counts
+        as success; FAILURE, ERROR, TIMEOUT as failure;
         CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers.
 
         Zero means "not reported": a zero token count, latency, estimate or cost_usd leaves that

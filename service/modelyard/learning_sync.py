@@ -56,7 +56,9 @@ class SyncedCore(RoutingCore):
         super().report(**kwargs)
         self.local.report(**kwargs)
 
-    def complete_job(self, steps: Sequence[tuple[str, int, str]], *, success: bool, now: float) -> None:
+    def complete_job(
+        self, steps: Sequence[tuple[str, int, str] | tuple[str, int, str, int]], *, success: bool, now: float,
+    ) -> None:
         super().complete_job(steps, success=success, now=now)
         self.local.complete_job(steps, success=success, now=now)
 
