@@ -1,6 +1,6 @@
 """Route latency with telemetry off vs on (run on demand, never in CI).
 
-    python bench/telemetry_overhead.py [--runs 5] [--calls 1000]
+    python bench/telemetry_overhead.py [--runs 5] [--calls 1000] [--baseline DIR]
 
 Starts three real `modelyard serve` processes: telemetry off; on, exporting to a live OTLP/gRPC
 receiver (a process of its own) on loopback; on, exporting to a blackholed collector. Each run interleaves the three
@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a directory holding an earlier `modelyard` package: also run its servers (off and "
+                         "on, live collector) in the same interleaved runs, for before/after figures")
     args = ap.parse_args()
     if args.receiver:
         serve_receiver()
@@ -91,9 +94,21 @@ def main() -> None:
                 "on (live collector)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": endpoint},
                 "on (blackholed)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": hole.endpoint},
             }
+            if args.baseline is not None:
+                configs["baseline off"] = {}
+                configs["baseline on (live)"] = configs["on (live collector)"]
             ports = {}
             for i, (name, overrides) in enumerate(configs.items()):
-                proc, ports[name] = start(root / str(i), **overrides)
+                saved = os.environ.get("PYTHONPATH")
+                if name.startswith("baseline"):  # the spawned server imports the earlier package first
+                    os.environ["PYTHONPATH"] = str(args.baseline.resolve())
+                try:
+                    proc, ports[name] = start(root / str(i), **overrides)
+                finally:
+                    if saved is None:
+                        os.environ.pop("PYTHONPATH", None)
+                    else:
+                        os.environ["PYTHONPATH"] = saved
                 procs.append(proc)
             run(ports, args.runs, args.calls)
     finally:

@@ -2,7 +2,7 @@
 
 Spawns each server as a subprocess on a free loopback port, drives it with the same bounded async
 load generator at each concurrency, and prints p50/p99 and requests/s (medians of >= 3 runs).
-Run from the repo root: python -m bench.load.service_load [--store sqlite|redis] [--json]
+Run from the repo root: python -m bench.load.service_load [--store sqlite|redis] [--json] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -125,6 +125,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp, env))
                 result["modelyard"] = asyncio.run(measure_modelyard(port, concs, args.requests, args.runs, args.limit))
                 result["modelyard_rss_mb"] = round(targets.rss_mb(pid), 1)
+                if args.baseline is not None:  # an earlier package, same config, store and sink, right after
+                    base = tmp / "baseline"
+                    base.mkdir()
+                    bcfg = targets.write_bench_config(base, store=args.store, sink_port=sink)
+                    benv = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+                    with targets.modelyard_server(bcfg, base, benv) as (bport, _):
+                        result["baseline"] = asyncio.run(
+                            measure_modelyard(bport, concs, args.requests, args.runs, args.limit))
         with targets.grpc_helper(tmp, "echo") as (port, _):
             result["echo"] = asyncio.run(measure_echo(port, concs, args.requests, args.runs, args.limit))
     if not args.no_litellm:
@@ -161,6 +169,8 @@ def table(result: dict[str, Any]) -> str:
         for name, rpc in (("modelyard Route", "route"), ("modelyard ReportOutcome", "report")):
             if "modelyard" in result:
                 rows.append(_row(f"{name} ({result['store']})", c, result["modelyard"][c][rpc], echo))
+            if "baseline" in result:
+                rows.append(_row(f"{name} ({result['store']}, baseline)", c, result["baseline"][c][rpc], echo))
         rows.append(_row("bare grpc.aio echo", c, echo, echo))
         lite = result.get("litellm", {}).get(c)
         if lite:
@@ -179,6 +189,8 @@ def main() -> None:
     ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM reference")
     ap.add_argument("--litellm-requests", type=int, default=500)
     ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a directory holding an earlier `modelyard` package: measure it too, same run")
     args = ap.parse_args()
     if args.runs < 3:
         ap.error("--runs must be at least 3 (medians of 3 or more runs are reported)")

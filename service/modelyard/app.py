@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modelyard.budget import UsageMirror
 from modelyard.config import ConfigError, load_config
 from modelyard.core import RoutingCore
 from modelyard.errors import ConfigRejected
@@ -58,6 +59,9 @@ class App:
         self._core_type: type[RoutingCore] = RoutingCore
         self.sync: LearningSync | None = None  # set at start when the store shares learning
         self.jobs = JobTracker()
+        # Budget usage of this replica's callers, kept current by its own reserves and settles and
+        # re-read from the store every 100 ms: Route's soft-cap shaping without a store read.
+        self.usage = UsageMirror()
         self.stats = Stats()
         self._tasks: list[asyncio.Task[None]] = []
         self._mtime = self._file_mtime()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -143,7 +144,10 @@ def job_status(value: int) -> int:
 
 # domain -> proto ---------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1024)
 def model_ref(m: ModelChoice) -> types_pb2.ModelRef:
+    # Cached per model (a frozen value): messages placed in another message's field are copied, so
+    # the cached one is never changed by its users. Saves four message builds per Route.
     return types_pb2.ModelRef(model_id=m.model_id, provider=m.provider, endpoint=m.endpoint,
                               upstream_model=m.upstream_model)
 

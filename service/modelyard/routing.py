@@ -1,16 +1,25 @@
 """Business functions of the Router service: Route, ReportOutcome and CompleteJob.
 
 Each takes the App, the caller's principal and domain values; none knows about protobuf or gRPC.
+
+Route shapes its choice with the budget usage of the caller's tenant and key. It takes that usage
+from the App's `UsageMirror` (`app.usage`) (kept current by this replica's own reservations and settlements and
+re-read from the store every 100 ms) rather than reading the store on every call, so a Route makes
+one store round trip, the reservation, which enforces the hard limits atomically. The mirror never
+refuses a call: exhaustion and budget-only exclusions are re-checked on usage read from the store.
+See `modelyard.budget` for the full argument.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
+from collections.abc import Mapping, Sequence
 
 from modelyard.app import App
 from modelyard.auth import Principal
-from modelyard.budget import headroom, limits_for
+from modelyard.budget import Headroom, WindowLimit, headroom, limits_for
 from modelyard.domain import (
     CANCELLED,
     JOB_ABANDONED,
@@ -58,27 +67,50 @@ async def route(app: App, who: Principal, req: RouteInput) -> Decision:
     return decision
 
 
+async def _headroom(
+    app: App, subjects: Sequence[tuple[str, str]], now: float, tenant_budgets: Mapping[str, WindowLimit],
+    key_budgets: Mapping[str, WindowLimit], *, fresh: bool,
+) -> tuple[Headroom, bool]:
+    """Headroom, and whether it came from the mirror. Only usage read from the store may refuse."""
+    mirror = app.usage
+    if not fresh:
+        usages = mirror.get(subjects, now)
+        if usages is not None:
+            try:
+                return headroom(usages, tenant_budgets, key_budgets), True
+            except BudgetExhausted:
+                pass  # never refuse on mirrored usage: read the store and decide on that
+    read_at = time.monotonic()
+    usages = await app.store.usage(subjects, now)
+    mirror.put(usages, read_at)
+    return headroom(usages, tenant_budgets, key_budgets), False
+
+
 async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     rt = app.runtime
     tenant = rt.tenant(who)
     now = app.clock()
     key_budgets = tenant.key_budgets.get(who.key_id, {})
-    usages = await app.store.usage([("tenant", who.tenant), ("key", who.key_id)], now)
-    try:
-        room = headroom(usages, tenant.budgets, key_budgets)
-    except BudgetExhausted:
-        replay = await _replay(app, who, req)
-        if replay is not None:
-            return replay
-        raise
+    subjects = (("tenant", who.tenant), ("key", who.key_id))
     constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
     sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
     explore = rt.config.routing.explore if req.explore is None else req.explore
-    out = app.core_for(who.tenant).route(
-        req, constraints=constraints, budget_cap_usd=room.cap_usd, job_failures=failures,
-        sticky_model=sticky, time_value_usd_per_s=tenant.time_value_usd_per_s,
-        explore=explore, seed=app.next_seed(), now=now,
-    )
+    for fresh in (False, True):
+        try:
+            room, mirrored = await _headroom(app, subjects, now, tenant.budgets, key_budgets, fresh=fresh)
+        except BudgetExhausted:
+            replay = await _replay(app, who, req)
+            if replay is not None:
+                return replay
+            raise
+        out = app.core_for(who.tenant).route(
+            req, constraints=constraints, budget_cap_usd=room.cap_usd, job_failures=failures,
+            sticky_model=sticky, time_value_usd_per_s=tenant.time_value_usd_per_s,
+            explore=explore, seed=app.next_seed(), now=now,
+        )
+        if out.model is not None or not mirrored or not any(c.constraint == "budget" for c in out.candidates):
+            break
+        # Excluded for the budget cap computed from mirrored usage: decide again on the store's.
     if out.model is None:
         replay = await _replay(app, who, req)
         if replay is not None:
@@ -129,12 +161,16 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
         expires_at=now + ttl, payload=decision.to_payload(),
     )
     limits = limits_for(who.tenant, who.key_id, tenant.budgets, tenant.key_budgets.get(who.key_id, {}))
+    mirror = app.usage
+    subjects = (("tenant", who.tenant), ("key", who.key_id))
     try:
         record, replayed = await app.store.reserve(reservation, limits, now)
     except BudgetExceeded as exc:
+        mirror.forget(subjects)  # it let a refused call through: read the store next time
         raise BudgetExhausted(str(exc)) from exc
     if replayed:
         return Decision.from_payload(record.payload).as_replay()
+    mirror.apply(subjects, now, reserved=estimate_micros)  # what the store just added to both subjects
     app.stats.decisions += 1
     app.stats.decisions_by_model[decision.model.model_id] += 1
     return decision
@@ -162,6 +198,10 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
     except DecisionNotFound as exc:
         raise NotFound(f"decision_id: no decision '{req.decision_id}' for tenant '{who.tenant}'") from exc
     if not result.duplicate:
+        # The store moved the estimate out of `reserved` and the charge into `spent` in the windows
+        # the reservation was made in (those containing its created_at): mirror the same change.
+        app.usage.apply((("tenant", record.tenant), ("key", record.key_id)), record.created_at,
+                                reserved=-record.estimate_micros, spent=result.charged_micros)
         app.stats.outcomes += 1
         if req.status != CANCELLED:
             routed = Decision.from_payload(record.payload)

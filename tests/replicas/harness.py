@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,14 +55,26 @@ async def route(r: router_pb2_grpc.RouterStub, tally: Tally, request_id: str | N
     return d
 
 
-async def report(r: router_pb2_grpc.RouterStub, tally: Tally, d: router_pb2.RouteDecision,
-                 fraction: float) -> router_pb2.OutcomeAck | None:
-    """Report a success costing `fraction` (< 1) of the reservation, so spend never outgrows it."""
+USED = 0.5  # each step uses half the tokens it was routed with
+
+
+async def report(
+    r: router_pb2_grpc.RouterStub, tally: Tally, d: router_pb2.RouteDecision
+) -> router_pb2.OutcomeAck | None:
+    """Report a success that used half of the step's estimated tokens, priced by the server.
+
+    The usage must not depend on the reservation: the core learns billed / estimated cost, so a
+    report of "a fraction of what you reserved" would shrink the estimate on every step. A fixed
+    share of the step's tokens keeps the bill under the reservation (the learned ratio stays above
+    0.5, pulled toward 1 by its prior), so settles never push spend past what was reserved.
+    """
     start = time.monotonic()
     try:
+        usage = types_pb2.Usage(input_tokens=round(TASK.est_input_tokens * USED),
+                                output_tokens=round(TASK.est_output_tokens * USED))
         ack = await r.ReportOutcome(router_pb2.OutcomeReport(
             decision_id=d.decision_id, status=types_pb2.OUTCOME_STATUS_SUCCESS, latency_ms=900,
-            cost_usd=d.reserved_usd * fraction), metadata=auth(), timeout=10)
+            usage=usage), metadata=auth(), timeout=10)
     except grpc.aio.AioRpcError as exc:
         tally.error(exc, time.monotonic() - start)
         return None
@@ -75,13 +86,12 @@ async def report(r: router_pb2_grpc.RouterStub, tally: Tally, d: router_pb2.Rout
 async def harness(stubs: list[router_pb2_grpc.RouterStub], index: int, steps: int, tally: Tally,
                   stop: asyncio.Event | None = None) -> None:
     """`steps` route+report pairs; each step routes on one replica and reports on the next."""
-    rng = random.Random(index)
     for step in range(steps):
         if stop is not None and stop.is_set():
             return
         d = await route(stubs[(index + step) % len(stubs)], tally)
         if d is not None:
-            await report(stubs[(index + step + 1) % len(stubs)], tally, d, rng.uniform(0.2, 0.95))
+            await report(stubs[(index + step + 1) % len(stubs)], tally, d)
 
 
 class Counters:

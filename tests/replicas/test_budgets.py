@@ -68,7 +68,7 @@ async def test_concurrent_retries_reserve_once_and_charge_once(cluster_factory):
         spent, reserved = await counters.tenant_day()
         assert (spent, reserved) == (0, round(first.reserved_usd * 1_000_000))
 
-        acks = await asyncio.gather(*(report(stubs[i % 3], tally, first, 0.5) for i in range(10)))
+        acks = await asyncio.gather(*(report(stubs[i % 3], tally, first) for i in range(10)))
         assert sorted(a.duplicate for a in acks if a) == [False] + [True] * 9
         spent, reserved, ledger = await counters.check_books()
         assert [e.decision_id for e in ledger] == [first.decision_id]

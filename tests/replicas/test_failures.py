@@ -31,7 +31,7 @@ async def _slow_steps(r, tally: Tally, stop: asyncio.Event) -> None:
         if d is None:
             return
         await asyncio.sleep(0.05)
-        await report(r, tally, d, 0.5)
+        await report(r, tally, d)
 
 
 async def test_killed_replica_reservations_are_closed_once_within_ttl(cluster_factory):

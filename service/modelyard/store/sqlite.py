@@ -4,12 +4,22 @@ Every call runs on one dedicated worker thread that owns the connection, so the 
 blocks and calls are applied in arrival order. Hot-path calls that queue up while the thread is busy
 (reserve, settle, usage, lookups) run as one batch: one transaction, each call in its own savepoint,
 one commit — so concurrent settles share one fsync — and one event-loop wake-up for the batch.
+
+WAL checkpoints (copying committed pages into the database file, with an fsync of it) run on a
+checkpointer thread of their own with its own connection, every CHECKPOINT_INTERVAL_S, in PASSIVE
+mode (never waiting for, or blocking, the worker). SQLite's automatic checkpoint would otherwise run
+inside whichever commit crossed 1,000 WAL pages and stall that call for milliseconds (Route's p99
+at one call at a time, telemetry off: 6.7 -> 3.3 ms with checkpoints moved here). The worker's
+connection keeps an automatic checkpoint at BACKSTOP_PAGES, so the WAL stays bounded even if the
+checkpointer falls behind.
+Checkpoints do not change what a commit guarantees: a committed transaction is in the WAL either way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -34,12 +44,15 @@ from modelyard.store.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("modelyard.store")
 
 # How a call may be run: alone in its own transaction, or batched with others; a batch commits with
 # fsync (FULL) when any of its calls is DURABLE (a settle), else without (see ops.relaxed_sync).
 ALONE, RELAXED, DURABLE, LIFECYCLE = 0, 1, 2, 3
 MAX_BATCH = 64
 _STOP = object()
+CHECKPOINT_INTERVAL_S = 0.25
+BACKSTOP_PAGES = 20_000  # ~80 MB of WAL at 4 KiB pages
 
 
 @dataclass(slots=True)
@@ -71,6 +84,8 @@ class SqliteStore:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     # the worker thread ---------------------------------------------------------------------
     def _submit(self, kind: int, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
@@ -160,8 +175,37 @@ class SqliteStore:
     # lifecycle -----------------------------------------------------------------------------
     def _connect(self, _conn: None) -> None:
         self._conn = connect(self.path, self._busy_timeout_ms)
+        if str(self.path) != ":memory:":
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+            self._stop_checkpoints.clear()
+            self._checkpointer = threading.Thread(target=self._checkpoints, name="modelyard-sqlite-checkpoint",
+                                                  daemon=True)
+            self._checkpointer.start()
+
+    def _checkpoints(self) -> None:
+        """PASSIVE checkpoints on a connection of this thread's own until the store closes."""
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            log.warning("sqlite checkpointer could not connect (automatic checkpoints remain): %s", exc)
+            return
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL_S):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # e.g. disk I/O: the worker's own calls will report it
+                    log.debug("sqlite checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+    def _stop_checkpointer(self) -> None:
+        self._stop_checkpoints.set()
+        thread, self._checkpointer = self._checkpointer, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
 
     def _disconnect(self, _conn: sqlite3.Connection | None) -> None:
+        self._stop_checkpointer()  # first, so the worker's close is the last connection's (WAL removed)
         if self._conn is not None:
             self._conn.close()
             self._conn = None

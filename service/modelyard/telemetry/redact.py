@@ -8,6 +8,7 @@ batch export thread, so it costs requests nothing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +22,9 @@ from modelyard.telemetry import semconv as sc
 _BEARER = re.compile(r"(?i)bearer\s+\S+")
 
 
+@functools.lru_cache(maxsize=1024)
 def sensitive_key(key: str) -> bool:
+    # Cached: spans repeat the same few dozen attribute names, and this runs for each of them.
     lowered = key.lower()
     return any(part in lowered for part in sc.SENSITIVE_KEY_PARTS)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -216,8 +216,11 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     if cfg.prometheus.enabled:
         reader, prom_server, prom_port = _prometheus(cfg)
         readers.append(reader)
+    # Exemplars off unless OTEL_METRICS_EXEMPLAR_FILTER asks for them: the SDK's default (trace_based)
+    # offers every measurement of a sampled request to a reservoir, a cost on each of Route's records.
+    exemplars = None if _env(environ, "OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
     meter_provider = MeterProvider(resource=resource, metric_readers=readers, views=_views(),
-                                   shutdown_on_exit=False)
+                                   shutdown_on_exit=False, exemplar_filter=exemplars)
     log.info("telemetry: traces to %s (%s), metrics every %d ms%s", traces.endpoint, traces.protocol,
              _env_int(environ, "OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
              f", Prometheus on port {prom_port}" if prom_port else "")

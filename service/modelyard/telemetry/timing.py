@@ -42,29 +42,32 @@ class _Timed:
             return value
         wrapped = self._wrap(name, value)
         self._cache[name] = wrapped
+        # Also an instance attribute: later look-ups find it directly, without __getattr__.
+        object.__setattr__(self, name, wrapped)
         return wrapped
 
     def _wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         labels = {sc.LABEL_OPERATION: name}
         record = self._histogram.record
+        clock = time.perf_counter
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def timed_async(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
+                start = clock()
                 try:
                     return await fn(*args, **kwargs)
                 finally:
-                    record(time.perf_counter() - start, labels)
+                    record(clock() - start, labels)
 
             return timed_async
 
         @functools.wraps(fn)
         def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
+            start = clock()
             try:
                 return fn(*args, **kwargs)
             finally:
-                record(time.perf_counter() - start, labels)
+                record(clock() - start, labels)
 
         return timed
 
