@@ -24,7 +24,7 @@ from modelyard.providers.base import (
     Usage,
     UsageUpdate,
 )
-from modelyard.providers.transport import HttpEndpoint, parse_json, post, read_json, sse
+from modelyard.providers.transport import HttpEndpoint, parse_json
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -176,18 +176,6 @@ class AnthropicProvider(HttpEndpoint):
         return {**req.headers, "x-api-key": key, "anthropic-version": API_VERSION,
                 "content-type": "application/json"}
 
-    async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        resp = await post(self.client, self.url, self._headers(req), body(req), retry=self.retry,
-                          deadline=req.deadline)
-        try:
-            if req.stream:
-                async for chunk in stream_chunks(sse(resp)):
-                    yield chunk
-            else:
-                for chunk in complete(await read_json(resp)):
-                    yield chunk
-        finally:
-            await resp.aclose()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    body = staticmethod(body)
+    complete = staticmethod(complete)
+    stream_chunks = staticmethod(stream_chunks)

@@ -22,7 +22,7 @@ from modelyard.providers.base import (
     Usage,
     UsageUpdate,
 )
-from modelyard.providers.transport import HttpEndpoint, parse_json, post, read_json, sse
+from modelyard.providers.transport import HttpEndpoint, parse_json
 
 
 def _int(value: Any) -> int:
@@ -119,18 +119,6 @@ class OpenAIProvider(HttpEndpoint):
         key = self.api_key()
         return {**req.headers, "authorization": f"Bearer {key}", "content-type": "application/json"}
 
-    async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        resp = await post(self.client, self.url, self._headers(req), body(req), retry=self.retry,
-                          deadline=req.deadline)
-        try:
-            if req.stream:
-                async for chunk in stream_chunks(sse(resp)):
-                    yield chunk
-            else:
-                for chunk in complete(await read_json(resp)):
-                    yield chunk
-        finally:
-            await resp.aclose()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    body = staticmethod(body)
+    complete = staticmethod(complete)
+    stream_chunks = staticmethod(stream_chunks)

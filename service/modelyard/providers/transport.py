@@ -11,12 +11,14 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 
 from modelyard.providers.base import (
+    ChatRequest,
+    Chunk,
     MissingKey,
     ProviderConnectError,
     ProviderError,
@@ -139,7 +141,9 @@ async def sse(resp: httpx.Response) -> AsyncIterator[tuple[str, str]]:
 
 
 class HttpEndpoint:
-    """What both wire formats share: the endpoint's URL, pooled client, retry policy and key lookup."""
+    """What both wire formats share: the endpoint's URL, pooled client, retry policy, key lookup and
+    the call itself. A format supplies its path, headers and three codecs: the request body, the
+    chunks of a whole answer, and the chunks of an SSE stream."""
 
     api = ""
     path = ""
@@ -151,6 +155,34 @@ class HttpEndpoint:
         self.api_key_env = api_key_env
         self.client = client
         self.retry = retry or RetryPolicy()
+
+    def _headers(self, req: ChatRequest) -> dict[str, str]:
+        raise NotImplementedError
+
+    def body(self, req: ChatRequest) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def complete(self, doc: Any) -> list[Chunk]:
+        raise NotImplementedError
+
+    def stream_chunks(self, events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[Chunk]:
+        raise NotImplementedError
+
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[Chunk, None]:
+        resp = await post(self.client, self.url, self._headers(req), self.body(req), retry=self.retry,
+                          deadline=req.deadline)
+        try:
+            if req.stream:
+                async for chunk in self.stream_chunks(sse(resp)):
+                    yield chunk
+            else:
+                for chunk in self.complete(await read_json(resp)):
+                    yield chunk
+        finally:
+            await resp.aclose()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
     def api_key(self) -> str:
         """The provider key from the environment; its value never enters a message or a log line."""
