@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from modelyard.app import App
 from modelyard.auth import Principal
 from modelyard.budget import WindowLimit, window_views
-from modelyard.domain import BudgetView, Constraints, TaskProfile
+from modelyard.domain import BudgetView, CandidateView, Constraints, TaskProfile
 from modelyard.errors import NotFound
 from modelyard.policy import narrow
-from modelyard.routing import _candidates
+from modelyard.routing import candidate_views
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +39,13 @@ def learned_estimates(app: App, who: Principal) -> dict[str, list[ArmView]]:
     return out
 
 
-def estimate(app: App, who: Principal, task: TaskProfile, constraints: Constraints):
-    rt = app.runtime
-    tenant = rt.tenant(who)
+def estimate(app: App, who: Principal, task: TaskProfile, constraints: Constraints) -> list[CandidateView]:
+    """Every model's expected cost, success and latency for the task, best first, excluded last."""
+    tenant = app.runtime.tenant(who)
     merged = narrow(constraints, tenant.policy_for(task.role))
-    cands = app.core_for(who.tenant).estimate(task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s,
-                              now=app.clock())
-    views = _candidates(cands)
-    return sorted(views, key=lambda c: (c.excluded, c.score))
+    cands = app.core_for(who.tenant).estimate(
+        task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s, now=app.clock())
+    return sorted(candidate_views(cands), key=lambda c: (c.excluded, c.score))
 
 
 async def get_budget(app: App, who: Principal, tenant_id: str) -> tuple[str, tuple[BudgetView, ...]]:

@@ -3,9 +3,9 @@
 Each takes the App, the caller's principal and domain values; none knows about protobuf or gRPC.
 
 Route shapes its choice with the budget usage of the caller's tenant and key. It takes that usage
-from the App's `UsageMirror` (`app.usage`) (kept current by this replica's own reservations and settlements and
-re-read from the store every 100 ms) rather than reading the store on every call, so a Route makes
-one store round trip, the reservation, which enforces the hard limits atomically. The mirror never
+from the App's `UsageMirror` (`app.usage`, kept current by this replica's own reservations and
+settlements and re-read from the store every 100 ms) rather than reading the store on every call,
+so a Route makes one store round trip, the reservation, which enforces the hard limits atomically. The mirror never
 refuses a call: exhaustion and budget-only exclusions are re-checked on usage read from the store.
 See `modelyard.budget` for the full argument.
 """
@@ -43,13 +43,23 @@ from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reser
 from modelyard.telemetry import rpc as telemetry
 
 
+def _subjects(tenant: str, key_id: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """The budget subjects a call counts against: its tenant and its key."""
+    return (("tenant", tenant), ("key", key_id))
+
+
+def _no_decision(decision_id: str, tenant: str) -> NotFound:
+    return NotFound(f"decision_id: no decision '{decision_id}' for tenant '{tenant}'")
+
+
 def _choice(rt: Runtime, model_id: str) -> ModelChoice:
     m = rt.model(model_id)
     return ModelChoice(model_id=m.id, provider=m.provider, endpoint=m.endpoint,
                        upstream_model=m.upstream_model)
 
 
-def _candidates(core_candidates: list) -> tuple[CandidateView, ...]:
+def candidate_views(core_candidates: list) -> tuple[CandidateView, ...]:
+    """The core's per-model scores as domain values (Route's explain and Catalog.Estimate)."""
     return tuple(
         CandidateView(
             model_id=c.model, excluded=c.excluded, constraint=c.constraint, detail=c.detail,
@@ -72,9 +82,8 @@ async def _headroom(
     key_budgets: Mapping[str, WindowLimit], *, fresh: bool,
 ) -> tuple[Headroom, bool]:
     """Headroom, and whether it came from the mirror. Only usage read from the store may refuse."""
-    mirror = app.usage
     if not fresh:
-        usages = mirror.get(subjects, now)
+        usages = app.usage.get(subjects, now)
         if usages is not None:
             try:
                 return headroom(usages, tenant_budgets, key_budgets), True
@@ -82,7 +91,7 @@ async def _headroom(
                 pass  # never refuse on mirrored usage: read the store and decide on that
     read_at = time.monotonic()
     usages = await app.store.usage(subjects, now)
-    mirror.put(usages, read_at)
+    app.usage.put(usages, read_at)
     return headroom(usages, tenant_budgets, key_budgets), False
 
 
@@ -91,7 +100,7 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     tenant = rt.tenant(who)
     now = app.clock()
     key_budgets = tenant.key_budgets.get(who.key_id, {})
-    subjects = (("tenant", who.tenant), ("key", who.key_id))
+    subjects = _subjects(who.tenant, who.key_id)
     constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
     sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
     explore = rt.config.routing.explore if req.explore is None else req.explore
@@ -123,7 +132,7 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
                 f"{out.reason}; {tight.scope} '{tight.subject}' has ${tight.remaining_usd:.2f} left in its "
                 f"{WINDOW_NAMES[tight.window]} window past the soft limit (resets at {tight.resets_at})")
         raise NoEligibleModel(out.reason)
-    return await _reserve(app, who, req, tenant, out, room, now)
+    return await _reserve(app, who, req, tenant, key_budgets, out, room, now)
 
 
 async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
@@ -132,7 +141,10 @@ async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
     return Decision.from_payload(record.payload).as_replay() if record else None
 
 
-async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRuntime, out, room, now: float) -> Decision:
+async def _reserve(
+    app: App, who: Principal, req: RouteInput, tenant: TenantRuntime, key_budgets: Mapping[str, WindowLimit],
+    out, room: Headroom, now: float,
+) -> Decision:
     rt = app.runtime
     ttl = rt.config.store.reservation_ttl_s
     estimate_micros = max(1, math.ceil(out.expected_cost_usd * 1_000_000))
@@ -147,7 +159,7 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
         if room.remaining_usd is not None else -1.0,
         exploration=out.exploration, sticky=out.sticky, reason=out.reason,
         reservation_expires_at=int(now + ttl),
-        candidates=_candidates(out.candidates) if req.explain else (),
+        candidates=candidate_views(out.candidates) if req.explain else (),
         budgets=room.views,
         est_input_tokens=req.task.est_input_tokens,
         est_output_tokens=req.task.est_output_tokens,
@@ -160,17 +172,16 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
         task_class=req.task.task_class, estimate_micros=estimate_micros, created_at=now,
         expires_at=now + ttl, payload=decision.to_payload(),
     )
-    limits = limits_for(who.tenant, who.key_id, tenant.budgets, tenant.key_budgets.get(who.key_id, {}))
-    mirror = app.usage
-    subjects = (("tenant", who.tenant), ("key", who.key_id))
+    limits = limits_for(who.tenant, who.key_id, tenant.budgets, key_budgets)
+    subjects = _subjects(who.tenant, who.key_id)
     try:
         record, replayed = await app.store.reserve(reservation, limits, now)
     except BudgetExceeded as exc:
-        mirror.forget(subjects)  # it let a refused call through: read the store next time
+        app.usage.forget(subjects)  # it let a refused call through: read the store next time
         raise BudgetExhausted(str(exc)) from exc
     if replayed:
         return Decision.from_payload(record.payload).as_replay()
-    mirror.apply(subjects, now, reserved=estimate_micros)  # what the store just added to both subjects
+    app.usage.apply(subjects, now, reserved=estimate_micros)  # what the store just added to both subjects
     app.stats.decisions += 1
     app.stats.decisions_by_model[decision.model.model_id] += 1
     return decision
@@ -179,7 +190,7 @@ async def _reserve(app: App, who: Principal, req: RouteInput, tenant: TenantRunt
 async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> OutcomeResult:
     record = await app.store.get_decision(req.decision_id, who.tenant)
     if record is None:
-        raise NotFound(f"decision_id: no decision '{req.decision_id}' for tenant '{who.tenant}'")
+        raise _no_decision(req.decision_id, who.tenant)
     rt = app.runtime
     model_used = req.model_id or record.model
     model = rt.config.model(model_used)
@@ -196,12 +207,12 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
             latency_ms=req.latency_ms, now=now,
         )
     except DecisionNotFound as exc:
-        raise NotFound(f"decision_id: no decision '{req.decision_id}' for tenant '{who.tenant}'") from exc
+        raise _no_decision(req.decision_id, who.tenant) from exc
     if not result.duplicate:
         # The store moved the estimate out of `reserved` and the charge into `spent` in the windows
         # the reservation was made in (those containing its created_at): mirror the same change.
-        app.usage.apply((("tenant", record.tenant), ("key", record.key_id)), record.created_at,
-                                reserved=-record.estimate_micros, spent=result.charged_micros)
+        app.usage.apply(_subjects(record.tenant, record.key_id), record.created_at,
+                        reserved=-record.estimate_micros, spent=result.charged_micros)
         app.stats.outcomes += 1
         if req.status != CANCELLED:
             routed = Decision.from_payload(record.payload)

@@ -60,6 +60,12 @@ class Runtime:
     def version(self) -> str:
         return self.config.config_version
 
+    @property
+    def token_defaults(self) -> tuple[int, int, int]:
+        """(input, output, cached input) tokens of a step whose request estimates none."""
+        d = self.config.routing.default_tokens
+        return d.input, d.output, d.cached_input
+
     def tenant(self, principal: Principal) -> TenantRuntime:
         return self.tenants[principal.tenant]
 

@@ -10,7 +10,6 @@ import secrets
 import uuid
 
 from modelyard.auth import SCOPES, hash_key, new_key
-from modelyard.domain import ROLE_NAMES
 
 
 class CliError(Exception):
@@ -42,7 +41,8 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_key(args: argparse.Namespace) -> str:
+def api_key(args: argparse.Namespace) -> str:
+    """The API key from the environment variable named by --key-env."""
     key = os.environ.get(args.key_env)
     if not key:
         raise CliError(f"no API key: set {args.key_env} (the quickstart's development key is in README.md)")
@@ -56,7 +56,7 @@ def route(args: argparse.Namespace) -> int:
     constraints = {"required_provenance": args.provenance}
     if args.max_cost is not None:
         constraints["max_cost_usd"] = args.max_cost
-    with Client(args.server, _api_key(args)) as client:
+    with Client(args.server, api_key(args)) as client:
         try:
             d = client.route(
                 args.role, args.task_class, job_id=args.job_id or f"cli-{uuid.uuid4().hex[:12]}",
@@ -75,7 +75,7 @@ def prices(args: argparse.Namespace) -> int:
 
     if args.from_server:
         from modelyard.client import Client
-        with Client(args.server, _api_key(args)) as client:
+        with Client(args.server, api_key(args)) as client:
             models = client.list_models(include_estimates=True).models
             estimates = {
                 role: {c.model_id: c for c in client.estimate(role, "default").candidates}
@@ -107,5 +107,3 @@ def keys_new(args: argparse.Namespace) -> int:
     print(f"  - {{id: {key_id}, sha256: {hash_key(key)}, scopes: [{', '.join(scopes)}]}}")
     return 0
 
-
-__all__ = ["ROLE_NAMES", "CliError"]

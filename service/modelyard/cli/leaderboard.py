@@ -9,7 +9,6 @@ that role and class (the live scoring path, including models without evidence th
 from __future__ import annotations
 
 import argparse
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -48,13 +47,10 @@ def _learned(models: Any, role: str | None, cls: str | None) -> dict[tuple[int, 
 
 
 def leaderboard(args: argparse.Namespace) -> int:
-    from modelyard.cli.commands import CliError
+    from modelyard.cli.commands import CliError, api_key
     from modelyard.client import Client, ModelyardError
 
-    key = os.environ.get(args.key_env)
-    if not key:
-        raise CliError(f"no API key: set {args.key_env}")
-    with Client(args.server, key) as client:
+    with Client(args.server, api_key(args)) as client:
         try:
             listed = client.list_models(include_estimates=True)
             groups = _learned(listed.models, args.role, args.task_class)

@@ -57,8 +57,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServicer):
     async def Estimate(
         self, request: catalog_pb2.EstimateRequest, context: grpc.aio.ServicerContext
     ) -> catalog_pb2.EstimateResponse:
-        d = self.app.runtime.config.routing.default_tokens
-        task = convert.task_profile(request.task, "task", request.HasField("task"), (d.input, d.output, d.cached_input))
+        task = convert.task_profile(request.task, "task", request.HasField("task"), self.app.runtime.token_defaults)
         cons = convert.constraints(request.constraints, "constraints")
         cands = queries.estimate(self.app, principal(), task, cons)
         return catalog_pb2.EstimateResponse(candidates=[convert.candidate(c) for c in cands])

@@ -18,21 +18,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     def __init__(self, app: App) -> None:
         self.app = app
 
-    def _defaults(self) -> tuple[int, int, int]:
-        d = self.app.runtime.config.routing.default_tokens
-        return d.input, d.output, d.cached_input
-
     async def Route(
         self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext
     ) -> router_pb2.RouteDecision:
-        req = convert.route_input(request, self._defaults())
+        req = convert.route_input(request, self.app.runtime.token_defaults)
         return convert.decision(await routing.route(self.app, principal(), req))
 
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
         req = dispatch.DispatchInput(
-            route=convert.route_input(request.route, self._defaults(), prefix="route."),
+            route=convert.route_input(request.route, self.app.runtime.token_defaults, prefix="route."),
             messages=tuple(Message(m.role, m.content, m.raw_json) for m in request.messages),
             max_output_tokens=request.max_output_tokens,
             temperature=request.temperature if request.HasField("temperature") else None,
