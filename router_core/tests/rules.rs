@@ -411,6 +411,29 @@ fn retry_arms_learn_apart_and_pool_into_first_tries() {
 }
 
 #[test]
+fn retries_exploit_and_first_tries_explore() {
+    // Same state and seeds: the first try samples (some picks are explorations), a retry takes
+    // the best mean score every time, whatever the seed.
+    let c = core();
+    let mut r = req(0.0);
+    r.explore = true;
+    let mut retry = r.clone();
+    retry.attempt = 2;
+    retry.failed_models = vec!["strong".to_owned()];
+    let (mut explored, mut retry_picks) = (0, std::collections::BTreeSet::new());
+    for seed in 0..200 {
+        r.seed = seed;
+        retry.seed = seed;
+        explored += usize::from(c.route(&r).unwrap().exploration);
+        let d = c.route(&retry).unwrap();
+        assert!(!d.exploration, "seed {seed}: a retry explored");
+        retry_picks.insert(d.model().map(str::to_owned));
+    }
+    assert!(explored > 0, "first tries never explored");
+    assert_eq!(retry_picks.len(), 1, "{retry_picks:?}");
+}
+
+#[test]
 fn a_succeeded_job_credits_only_its_last_attempt() {
     let c = core();
     let step = |m: &str, a| {
