@@ -26,7 +26,6 @@ from opentelemetry.trace import Tracer
 from modelyard.config import TelemetryConfig
 from modelyard.telemetry import semconv as sc
 from modelyard.telemetry.metrics import Metrics
-from modelyard.telemetry.redact import RedactingSpanExporter
 
 log = logging.getLogger("modelyard.telemetry")
 
@@ -144,13 +143,11 @@ def resolve_otlp(cfg: TelemetryConfig, signal: str, environ: Mapping[str, str] =
 
 
 def _span_exporter(otlp: Otlp) -> SpanExporter:
-    if otlp.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+    """The SDK's OTLP exporter for the protocol, encoding with otlp_encode and redacting as it encodes."""
+    from modelyard.telemetry.otlp_export import GrpcSpanExporter, HttpSpanExporter
 
-        return GrpcSpans(endpoint=otlp.endpoint, headers=dict(otlp.headers), timeout=EXPORT_TIMEOUT_S)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
-
-    return HttpSpans(endpoint=otlp.endpoint, headers=dict(otlp.headers), timeout=EXPORT_TIMEOUT_S)
+    spans = GrpcSpanExporter if otlp.protocol == "grpc" else HttpSpanExporter
+    return spans(endpoint=otlp.endpoint, headers=dict(otlp.headers), timeout=EXPORT_TIMEOUT_S, redact=True)
 
 
 def _metric_exporter(otlp: Otlp) -> MetricExporter:
@@ -201,7 +198,7 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     traces = resolve_otlp(cfg, "traces", environ)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     tracer_provider.add_span_processor(BatchSpanProcessor(
-        RedactingSpanExporter(_span_exporter(traces)),
+        _span_exporter(traces),
         max_queue_size=_env_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", BSP_QUEUE),
         max_export_batch_size=_env_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BSP_BATCH),
         schedule_delay_millis=_env_int(environ, "OTEL_BSP_SCHEDULE_DELAY", BSP_DELAY_MS),
