@@ -7,6 +7,7 @@ the grace period, save the learned state and close the store. SIGHUP reloads the
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 import signal
@@ -136,4 +137,9 @@ async def serve(config_path: str | Path, listen: str | None = None) -> None:
     server = Server(App.from_config_file(config_path), listen)
     await server.start()
     server.install_signal_handlers()
+    # What start-up made (modules, protobuf descriptors, config, catalog, clients) lives as long as the
+    # process: freezing it keeps the collector's periodic full passes to what serving allocates. Without
+    # it each full pass walked the whole start-up heap, 30-70 ms during which no request moved.
+    gc.collect()
+    gc.freeze()
     await server.wait()
