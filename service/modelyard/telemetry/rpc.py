@@ -57,6 +57,9 @@ class _Bind(grpc.aio.ServerInterceptor):
 
     def __init__(self, tel: Telemetry) -> None:
         self._tel = tel
+        # method → (inner handler, our wrapper): the inner handler is the same object call after call
+        # (the service interceptor caches its own), so the wrapper is built once per method, not per RPC.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -65,7 +68,15 @@ class _Bind(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        service, _, method = details.method.lstrip("/").rpartition("/")
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, details.method)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        service, _, method = full_method.lstrip("/").rpartition("/")
         labels = {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method}
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
