@@ -3,9 +3,10 @@
     python bench/telemetry_overhead.py [--runs 5] [--calls 1000] [--baseline DIR]
 
 Starts three real `modelyard serve` processes: telemetry off; on, exporting to a live OTLP/gRPC
-receiver (a process of its own) on loopback; on, exporting to a blackholed collector. Each run interleaves the three
-in chunks of 100 calls, rotating the order (same client, same machine, same moments) and measures Route round trips; the script prints
-p50/p99 per run and the medians across runs, and the p99 delta against telemetry off. Target:
+receiver (a process of its own) on loopback; on, exporting to a blackholed collector. Each run interleaves
+the three in chunks of 100 calls, rotating the order (same client, same machine, same moments) and measures
+Route round trips; the script prints p50/p99 per run and the medians across runs, and the p99 delta against
+telemetry off. Target:
 p99 within 1 ms or 5 % of telemetry off.
 """
 

@@ -7,8 +7,8 @@ the grace period, save the learned state and close the store. SIGHUP reloads the
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
