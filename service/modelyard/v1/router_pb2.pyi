@@ -40,7 +40,9 @@ class RouteRequest(_message.Message):
     explain: _builtins.bool
     """Return every candidate's scores and exclusion reasons."""
     explore: _builtins.bool
-    """Unset or true: explore (Thompson sampling). false: the greedy answer."""
+    """Unset or true: explore (Thompson sampling) on a first try; retries (attempt > 1) always take
+    the greedy answer. false: the greedy answer.
+    """
     context_tokens: _builtins.int
     """Tokens of the job's context already in the provider's cache (for stickiness)."""
     @_builtins.property
