@@ -16,6 +16,7 @@ import grpc
 
 from modelyard import errors
 from modelyard.auth import Principal, bearer_token
+from modelyard.grpc_handlers import WrappedHandlers, rewrap
 from modelyard.store import StoreError, StoreUnavailable
 
 log = logging.getLogger("modelyard.rpc")
@@ -75,9 +76,7 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, keys: Callable[[], Any], default_deadline_s: Callable[[], float]) -> None:
         self._keys = keys
         self._default_deadline_s = default_deadline_s
-        # Wrapped handlers per method: the servicer's handler objects never change, so wrap each once
-        # rather than building two closures and a new RpcMethodHandler on every call.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -90,27 +89,11 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         scope = SCOPES.get(method)
         if scope is None:
             return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, method, scope)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return self._wrapped.get(method, handler, self._wrap, scope)
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str, scope: str) -> grpc.RpcMethodHandler:
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method, scope),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method, scope),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return rewrap(handler, lambda b: self._wrap_unary(b, method, scope),
+                      lambda b: self._wrap_stream(b, method, scope))
 
     def _authorize(self, context: grpc.aio.ServicerContext, method: str, scope: str) -> None:
         who = self._keys().authenticate(bearer_token(context.invocation_metadata()))

@@ -17,6 +17,7 @@ import grpc
 from opentelemetry import trace
 
 from modelyard.domain import JOB_STATUS_NAMES, ROLE_NAMES, STATUS_NAMES, WINDOW_NAMES
+from modelyard.grpc_handlers import WrappedHandlers, rewrap
 from modelyard.telemetry import semconv as sc
 
 if TYPE_CHECKING:
@@ -57,9 +58,7 @@ class _Bind(grpc.aio.ServerInterceptor):
 
     def __init__(self, tel: Telemetry) -> None:
         self._tel = tel
-        # method → (inner handler, our wrapper): the inner handler is the same object call after call
-        # (the service interceptor caches its own), so the wrapper is built once per method, not per RPC.
-        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._wrapped = WrappedHandlers()
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -68,25 +67,12 @@ class _Bind(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        cached = self._wrapped.get(details.method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._wrap(handler, details.method)
-        self._wrapped[details.method] = (handler, wrapped)
-        return wrapped
+        return self._wrapped.get(details.method, handler, self._wrap)
 
     def _wrap(self, handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
         service, _, method = full_method.lstrip("/").rpartition("/")
         labels = {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, labels), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, labels), request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
-        return handler
+        return rewrap(handler, lambda b: self._unary(b, labels), lambda b: self._stream(b, labels))
 
     def _done(self, context: Any, labels: dict[str, str], start: float, failed: bool) -> None:
         code = context.code() if failed else None
