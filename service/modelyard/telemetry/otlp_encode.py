@@ -49,8 +49,9 @@ _double = struct.Struct("<d").pack
 _TRUE, _FALSE = b"\x10\x01", b"\x10\x00"  # AnyValue.bool_value
 _KIND = {SpanKind.INTERNAL: b"\x30\x01", SpanKind.SERVER: b"\x30\x02", SpanKind.CLIENT: b"\x30\x03",
          SpanKind.PRODUCER: b"\x30\x04", SpanKind.CONSUMER: b"\x30\x05"}  # Span.kind
-# Span.flags (fixed32): SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK, plus IS_REMOTE for a remote parent.
-_LOCAL, _REMOTE = b"\x85\x01" + _fixed32(0x100), b"\x85\x01" + _fixed32(0x300)
+# Span and link flags: SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK, plus IS_REMOTE for a remote context.
+_FLAGS_LOCAL, _FLAGS_REMOTE = 0x100, 0x300
+_LOCAL, _REMOTE = b"\x85\x01" + _fixed32(_FLAGS_LOCAL), b"\x85\x01" + _fixed32(_FLAGS_REMOTE)  # Span.flags
 _KEY_CACHE_MAX = 4096  # attribute names are a few dozen; the bound only guards against a runaway
 
 # Attribute key → encoded KeyValue.key field and the value's tag; None when redaction drops the key.
@@ -237,8 +238,8 @@ def _links(out: list[bytes], links: Sequence[Link]) -> None:
         out.append(_field(b"\x6a", b"".join(body)))
 
 
-def _flags(parent: SpanContext | None) -> int:
-    return 0x300 if parent and parent.is_remote else 0x100
+def _flags(context: SpanContext | None) -> int:
+    return _FLAGS_REMOTE if context and context.is_remote else _FLAGS_LOCAL
 
 
 def _status(status: Status, redact: bool) -> bytes:

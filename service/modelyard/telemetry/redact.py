@@ -19,7 +19,7 @@ from opentelemetry.trace import Status
 
 from modelyard.telemetry import semconv as sc
 
-BEARER = re.compile(r"(?i)bearer\s+\S+")
+_BEARER = re.compile(r"(?i)bearer\s+\S+")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -32,12 +32,12 @@ def sensitive_key(key: str) -> bool:
 def has_bearer(text: str) -> bool:
     # "bearer" in the lowercased text is necessary for a match (no other character lowercases to those
     # letters) and several times cheaper than the search, which nearly every value would fail.
-    return "bearer" in text.lower() and BEARER.search(text) is not None
+    return "bearer" in text.lower() and _BEARER.search(text) is not None
 
 
 def clean_value(value: Any) -> Any:
     if isinstance(value, str) and has_bearer(value):
-        return BEARER.sub(sc.REDACTED, value)
+        return _BEARER.sub(sc.REDACTED, value)
     if isinstance(value, (list, tuple)) and any(isinstance(v, str) and has_bearer(v) for v in value):
         return tuple(clean_value(v) for v in value)
     return value
@@ -54,7 +54,7 @@ def clean_attributes(attrs: Mapping[str, Any] | None) -> dict[str, Any]:
 def _needs_cleaning(span: ReadableSpan) -> bool:
     description = span.status.description or ""
     return (_dirty(span.attributes) or any(_dirty(e.attributes) for e in span.events)
-            or bool(BEARER.search(description)))
+            or has_bearer(description))
 
 
 def clean_span(span: ReadableSpan) -> ReadableSpan:
@@ -63,7 +63,7 @@ def clean_span(span: ReadableSpan) -> ReadableSpan:
         return span
     status = span.status
     if status.description:
-        status = Status(status.status_code, BEARER.sub(sc.REDACTED, status.description))
+        status = Status(status.status_code, clean_value(status.description))
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
         attributes=clean_attributes(span.attributes),
