@@ -2,9 +2,10 @@
 
     python bench/telemetry_overhead.py [--runs 5] [--calls 1000] [--baseline DIR]
 
-Starts three real `modelyard serve` processes: telemetry off; on, exporting to a live OTLP/gRPC
-receiver (a process of its own) on loopback; on, exporting to a blackholed collector. Each run interleaves
-the three in chunks of 100 calls, rotating the order (same client, same machine, same moments) and measures
+Starts five real `modelyard serve` processes: telemetry off; and on, exporting to a live OTLP/gRPC
+receiver (a process of its own) on loopback, to a slow one (answers every export after 1 s), to a
+blackholed collector (accepts, never answers) and to a refused one (nothing listens). Each run
+interleaves them in chunks of 100 calls, rotating the order (same client, same machine, same moments) and measures
 Route round trips; the script prints p50/p99 per run and the medians across runs, and the p99 delta against
 telemetry off. Target:
 p99 within 1 ms or 5 % of telemetry off.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 from tests.helpers import free_port, key_for, spawn_server, write_config
-from tests.telemetry.receiver import Blackhole, GrpcReceiver
+from tests.telemetry.receiver import Blackhole, GrpcReceiver, closed_endpoint
 
 # The beta tenant has no budget windows, so thousands of unreported reservations never exhaust one.
 CHUNK = 100  # calls per server before moving to the next (see run())
@@ -44,15 +45,18 @@ def start(directory: Path, **overrides: object) -> tuple[subprocess.Popen[bytes]
     return spawn_server(write_config(directory, **overrides), port), port
 
 
-def receiver_process() -> tuple[subprocess.Popen[bytes], str]:
+SLOW_S = 1.0  # the slow collector's delay per export: inside the exporter's 2 s timeout, so it succeeds
+
+
+def receiver_process(delay: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     """A live OTLP/gRPC receiver in another process; it prints its endpoint, then serves until killed."""
-    proc = subprocess.Popen([sys.executable, __file__, "--receiver"], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, __file__, "--receiver", "--delay", str(delay)], stdout=subprocess.PIPE)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().decode().strip()
 
 
-def serve_receiver() -> None:
-    with GrpcReceiver() as receiver:
+def serve_receiver(delay: float) -> None:
+    with GrpcReceiver(delay=delay) as receiver:
         print(receiver.endpoint, flush=True)
         while True:
             time.sleep(3600)
@@ -78,23 +82,27 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--calls", type=int, default=1000)
     ap.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a directory holding an earlier `modelyard` package: also run its servers (off and "
                          "on, live collector) in the same interleaved runs, for before/after figures")
     args = ap.parse_args()
     if args.receiver:
-        serve_receiver()
+        serve_receiver(args.delay)
         return
     os.environ.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "1000")  # export often: the worst case for overhead
     collector, endpoint = receiver_process()
-    procs: list[subprocess.Popen[bytes]] = [collector]
+    slow, slow_endpoint = receiver_process(SLOW_S)
+    procs: list[subprocess.Popen[bytes]] = [collector, slow]
     try:
         with tempfile.TemporaryDirectory() as tmp, Blackhole() as hole:
             root = Path(tmp)
             configs = {
                 "off": {},
                 "on (live collector)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": endpoint},
+                "on (slow collector)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": slow_endpoint},
                 "on (blackholed)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": hole.endpoint},
+                "on (refused)": {"telemetry.enabled": True, "telemetry.otlp.endpoint": closed_endpoint()},
             }
             if args.baseline is not None:
                 configs["baseline off"] = {}

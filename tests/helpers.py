@@ -8,6 +8,7 @@ import hashlib
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -161,10 +162,13 @@ def free_port() -> int:
 
 
 def spawn_server(config: Path, port: int) -> subprocess.Popen[bytes]:
+    # stderr goes to a file, not a pipe: nobody reads a pipe while the server runs, and a server that
+    # logs more than the pipe holds (64 KB) would block in its logging lock mid-request.
+    err = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server process's whole life
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelyard.cli.main", "serve", "--config", str(config),
          "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=err,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -174,6 +178,7 @@ def spawn_server(config: Path, port: int) -> subprocess.Popen[bytes]:
                 return proc
         except grpc.FutureTimeoutError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
+                err.seek(0)
+                raise RuntimeError(err.read().decode() or "server exited") from None
     proc.kill()
     raise RuntimeError("server did not start")

@@ -22,7 +22,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 
 from modelyard.telemetry.otlp_encode import encode_spans
 
-log = logging.getLogger("modelyard.telemetry")
+log = logging.getLogger("modelyard.telemetry.export")
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

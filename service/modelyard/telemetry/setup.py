@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Tracer
 
 from modelyard.config import TelemetryConfig
+from modelyard.telemetry import logs
 from modelyard.telemetry import semconv as sc
 from modelyard.telemetry.metrics import Metrics
 
@@ -72,6 +73,8 @@ class Telemetry:
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush and stop; True when everything finished within `timeout_s`."""
+
+        self.metrics.later.flush()
 
         def run() -> None:
             self.tracer_provider.shutdown()
@@ -194,6 +197,7 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     """Providers and exporters for one server, or None when telemetry is off (then nothing is wrapped)."""
     if not enabled(cfg, environ):
         return None
+    logs.install()
     resource = _resource(cfg, environ)
     traces = resolve_otlp(cfg, "traces", environ)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
