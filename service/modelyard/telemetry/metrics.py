@@ -7,10 +7,8 @@ are never labels; they go on spans.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -58,82 +56,30 @@ class JobRoles:
         return "+".join(sorted(roles)) if roles else "unknown"
 
 
-Attrs = Mapping[str, Any]
-
-
-class Later:
-    """Measurements taken on the server's event loop, handed to the SDK when the loop next turns.
-
-    The SDK spends 10-15 µs on each measurement (attribute checks, hashing, a lock, the bucket search);
-    Route takes four. Queued here instead (a tuple append), they are recorded by one callback the loop
-    runs after the current RPC has handed its response to gRPC's core, so they cost the caller nothing
-    at low load and the same CPU at high load. Off the loop thread (executor threads, sync code)
-    measurements go straight to the SDK. `flush` records what is queued (shutdown, tests).
-    """
-
-    __slots__ = ("_loop", "_pending")
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: list[tuple[Callable[[float, Attrs], None], float, Attrs]] = []
-
-    def put(self, sink: Callable[[float, Attrs], None], value: float, attrs: Attrs) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            sink(value, attrs)
-            return
-        if self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                sink(value, attrs)  # a second live loop in the process: it gets no queue of its own
-                return
-            self.flush()  # whatever a closed loop left queued
-            self._loop = loop
-        self._pending.append((sink, value, attrs))
-        if len(self._pending) == 1:
-            loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        for sink, value, attrs in pending:
-            sink(value, attrs)
-
-
-class Instrument:
-    """A counter's `add` or a histogram's `record`, through `Later`."""
-
-    __slots__ = ("_later", "_sink")
-
-    def __init__(self, later: Later, sink: Callable[[float, Attrs], None]) -> None:
-        self._later, self._sink = later, sink
-
-    def record(self, value: float, attributes: Attrs) -> None:
-        self._later.put(self._sink, value, attributes)
-
-    add = record
-
-
 class Metrics:
     def __init__(self, meter: Meter) -> None:
-        self.later = later = Later()
-
-        def histogram(name: str, unit: str, description: str) -> Instrument:
-            return Instrument(later, meter.create_histogram(name, unit=unit, description=description).record)
-
-        def counter(name: str, unit: str, description: str) -> Instrument:
-            return Instrument(later, meter.create_counter(name, unit=unit, description=description).add)
-
-        self.token_usage = histogram(sc.METRIC_TOKEN_USAGE, "{token}", "Tokens used per GenAI operation")
-        self.operation_duration = histogram(sc.METRIC_OPERATION_DURATION, "s", "GenAI operation duration")
-        self.spend = counter(sc.METRIC_SPEND, sc.UNIT_USD, "Charged spend by tenant, key and model")
-        self.decisions = counter(sc.METRIC_DECISIONS, "{decision}", "Routing decisions by model, role and exploration")
-        self.outcomes = counter(sc.METRIC_OUTCOMES, "{outcome}", "Reported step outcomes by status")
-        self.step_duration = histogram(sc.METRIC_STEP_DURATION, "s", "Harness-reported latency of a routed step")
-        self.job_cost = histogram(sc.METRIC_JOB_COST, sc.UNIT_USD, "Cost per finished job by role mix")
-        self.job_duration = histogram(sc.METRIC_JOB_DURATION, "s", "Summed step latency per finished job by role mix")
-        self.store_duration = histogram(sc.METRIC_STORE_DURATION, "s", "Budget store call latency by operation")
-        self.core_duration = histogram(sc.METRIC_CORE_DURATION, "s", "Routing core call latency by operation")
-        self.rpc_duration = histogram(sc.METRIC_RPC_DURATION, "ms", "Server-side RPC latency")
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE, unit="{token}", description="Tokens used per GenAI operation")
+        self.operation_duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION, unit="s", description="GenAI operation duration")
+        self.spend = meter.create_counter(
+            sc.METRIC_SPEND, unit=sc.UNIT_USD, description="Charged spend by tenant, key and model")
+        self.decisions = meter.create_counter(
+            sc.METRIC_DECISIONS, unit="{decision}", description="Routing decisions by model, role and exploration")
+        self.outcomes = meter.create_counter(
+            sc.METRIC_OUTCOMES, unit="{outcome}", description="Reported step outcomes by status")
+        self.step_duration = meter.create_histogram(
+            sc.METRIC_STEP_DURATION, unit="s", description="Harness-reported latency of a routed step")
+        self.job_cost = meter.create_histogram(
+            sc.METRIC_JOB_COST, unit=sc.UNIT_USD, description="Cost per finished job by role mix")
+        self.job_duration = meter.create_histogram(
+            sc.METRIC_JOB_DURATION, unit="s", description="Summed step latency per finished job by role mix")
+        self.store_duration = meter.create_histogram(
+            sc.METRIC_STORE_DURATION, unit="s", description="Budget store call latency by operation")
+        self.core_duration = meter.create_histogram(
+            sc.METRIC_CORE_DURATION, unit="s", description="Routing core call latency by operation")
+        self.rpc_duration = meter.create_histogram(
+            sc.METRIC_RPC_DURATION, unit="ms", description="Server-side RPC latency")
         self._budgets: dict[BudgetKey, float] = {}
         meter.create_observable_gauge(
             sc.METRIC_BUDGET_REMAINING, callbacks=[self._observe_budgets], unit=sc.UNIT_USD,

@@ -74,8 +74,6 @@ class Telemetry:
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush and stop; True when everything finished within `timeout_s`."""
 
-        self.metrics.later.flush()
-
         def run() -> None:
             self.tracer_provider.shutdown()
             self.meter_provider.shutdown(timeout_millis=timeout_s * 1000 / 2)

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.metrics import Histogram
+
 from modelyard.telemetry import semconv as sc
-from modelyard.telemetry.metrics import Instrument
 
 if TYPE_CHECKING:
     from modelyard.app import App
@@ -26,7 +27,7 @@ CORE_OPS = frozenset({"route", "estimate", "report", "complete_job", "snapshot",
 class _Timed:
     """Forwards every attribute; the public methods in `ops` (all, if None) record their latency."""
 
-    def __init__(self, inner: Any, histogram: Instrument, ops: frozenset[str] | None = None) -> None:
+    def __init__(self, inner: Any, histogram: Histogram, ops: frozenset[str] | None = None) -> None:
         self._inner = inner
         self._histogram = histogram
         self._ops = ops
