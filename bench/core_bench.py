@@ -45,9 +45,9 @@ def warm_core() -> _core.Core:
 
 
 def decide(core: _core.Core, seed: int) -> None:
-    core.route(role=EXECUTOR, task_class=f"class-{seed % CLASSES}", now=2000.0,
-               est_input_tokens=10000, est_output_tokens=800, capabilities=["tools"],
-               time_value_usd_per_s=0.01, explore=True, seed=seed)
+    core.route(_core.Request(role=EXECUTOR, task_class=f"class-{seed % CLASSES}", now=2000.0,
+                             est_input_tokens=10000, est_output_tokens=800, capabilities=["tools"],
+                             time_value_usd_per_s=0.01, explore=True, seed=seed))
 
 
 def timed_decisions(core: _core.Core, n: int, offset: int = 0) -> list[float]:

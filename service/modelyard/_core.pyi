@@ -77,11 +77,11 @@ class Event:
     detail: str
     at: float
 
-class Core:
-    def __init__(self, catalog_json: str) -> None: ...
-    def set_catalog(self, catalog_json: str) -> None:
-        """Swap catalog and policy whole; learned arms are kept (keyed by model id)."""
-    def route(
+class Request:
+    """One step's routing request for `Core.route` / `Core.estimate`, built once from keywords.
+    est_cached_input_tokens must be ≤ est_input_tokens (checked when routed); seed is an unsigned
+    64-bit int; a role outside the enum raises CoreError here."""
+    def __init__(
         self, *, role: int, task_class: str, now: float,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
         capabilities: list[str] = ..., min_context: int = 0,
@@ -92,23 +92,18 @@ class Core:
         sticky_model: str | None = None, context_tokens: int = 0,
         time_value_usd_per_s: float = 0.0, explore: bool = True, seed: int = 0,
         explain: bool = False,
-    ) -> Decision:
+    ) -> None: ...
+
+class Core:
+    def __init__(self, catalog_json: str) -> None: ...
+    def set_catalog(self, catalog_json: str) -> None:
+        """Swap catalog and policy whole; learned arms are kept (keyed by model id)."""
+    def route(self, request: Request) -> Decision:
         """Pick a model for one step. Same seed + inputs + state → same decision. A pick of a
-        half-open model consumes its breaker probe. est_cached_input_tokens must be ≤
-        est_input_tokens; seed is an unsigned 64-bit int."""
-    def estimate(
-        self, *, role: int, task_class: str, now: float,
-        est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
-        capabilities: list[str] = ..., min_context: int = 0,
-        allowed: list[str] = ..., denied: list[str] = ..., provenance: list[str] = ...,
-        max_cost_usd: float | None = None, max_latency_ms: float | None = None,
-        min_success: float | None = None, budget_cap_usd: float | None = None,
-        attempt: int = 1, failed_models: list[str] = ..., job_failures: int = 0,
-        sticky_model: str | None = None, context_tokens: int = 0,
-        time_value_usd_per_s: float = 0.0, explore: bool = False, seed: int = 0,
-        explain: bool = True,
-    ) -> list[Candidate]:
-        """Every model's candidate row (greedy unless explore=True); consumes no probe."""
+        half-open model consumes its breaker probe."""
+    def estimate(self, request: Request) -> list[Candidate]:
+        """Every model's candidate row for `request` (greedy unless request.explore); always
+        explained; consumes no probe."""
     def report(
         self, *, model: str, role: int, task_class: str, status: int, now: float,
         input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,

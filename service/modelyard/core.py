@@ -46,7 +46,7 @@ class RoutingCore:
         job_failures: int, sticky_model: str | None, time_value_usd_per_s: float,
         explore: bool, seed: int, now: float,
     ) -> _core.Decision:
-        return self._core.route(
+        return self._core.route(_core.Request(
             **self._profile_args(req.task, constraints),
             budget_cap_usd=budget_cap_usd,
             attempt=max(1, req.attempt),
@@ -59,14 +59,15 @@ class RoutingCore:
             seed=seed,
             now=now,
             explain=req.explain,
-        )
+        ))
 
     def estimate(
         self, task: TaskProfile, constraints: Constraints, *, time_value_usd_per_s: float, now: float,
     ) -> list[_core.Candidate]:
-        return self._core.estimate(
+        return self._core.estimate(_core.Request(
             **self._profile_args(task, constraints), time_value_usd_per_s=time_value_usd_per_s, now=now,
-        )
+            explore=False,
+        ))
 
     def report(
         self, *, model: str, role: int, task_class: str, status: int, input_tokens: int,

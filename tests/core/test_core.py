@@ -31,7 +31,7 @@ def route(core: _core.Core, **kw: object) -> _core.Decision:
     args: dict = {"role": EXECUTOR, "task_class": "edit", "now": 100.0,
                   "est_input_tokens": 1000, "est_output_tokens": 100, "explore": False}
     args.update(kw)
-    return core.route(**args)
+    return core.route(_core.Request(**args))
 
 
 def test_route_picks_and_explains(core: _core.Core) -> None:

@@ -16,8 +16,8 @@ CATALOG = {"models": [MODEL, dict(MODEL, id="other")]}
 
 
 def cost(core: _core.Core, est_in: int, est_out: int, *, role: int = EXECUTOR, task_class: str = "edit") -> float:
-    cands = core.estimate(role=role, task_class=task_class, now=10.0, est_input_tokens=est_in,
-                          est_output_tokens=est_out)
+    cands = core.estimate(_core.Request(role=role, task_class=task_class, now=10.0, est_input_tokens=est_in,
+                                        est_output_tokens=est_out, explore=False))
     return next(c.cost_usd for c in cands if c.model == "m")
 
 

@@ -8,7 +8,7 @@ use pyo3::types::PyBytes;
 mod convert;
 mod types;
 
-use convert::{err, request, PyCoreError};
+use convert::{err, PyCoreError, PyRequest};
 use types::{PyArmStats, PyCandidate, PyDecision, PyEvent};
 
 use crate::{Core, Report, Role, Status};
@@ -35,133 +35,17 @@ impl PyCore {
             .map_err(err)
     }
 
-    #[pyo3(signature = (*, role, task_class, now, est_input_tokens=0, est_output_tokens=0,
-        est_cached_input_tokens=0, capabilities=vec![], min_context=0, allowed=vec![], denied=vec![],
-        provenance=vec![], max_cost_usd=None, max_latency_ms=None, min_success=None,
-        budget_cap_usd=None, attempt=1, failed_models=vec![], job_failures=0, sticky_model=None,
-        context_tokens=0, time_value_usd_per_s=0.0, explore=true, seed=0, explain=false))]
-    #[allow(clippy::fn_params_excessive_bools)]
-    fn route(
-        &self,
-        py: Python<'_>,
-        role: i64,
-        task_class: String,
-        now: f64,
-        est_input_tokens: u64,
-        est_output_tokens: u64,
-        est_cached_input_tokens: u64,
-        capabilities: Vec<String>,
-        min_context: u64,
-        allowed: Vec<String>,
-        denied: Vec<String>,
-        provenance: Vec<String>,
-        max_cost_usd: Option<f64>,
-        max_latency_ms: Option<f64>,
-        min_success: Option<f64>,
-        budget_cap_usd: Option<f64>,
-        attempt: u32,
-        failed_models: Vec<String>,
-        job_failures: u32,
-        sticky_model: Option<String>,
-        context_tokens: u64,
-        time_value_usd_per_s: f64,
-        explore: bool,
-        seed: u64,
-        explain: bool,
-    ) -> PyResult<PyDecision> {
-        let req = request(
-            role,
-            task_class,
-            est_input_tokens,
-            est_output_tokens,
-            est_cached_input_tokens,
-            capabilities,
-            min_context,
-            allowed,
-            denied,
-            provenance,
-            max_cost_usd,
-            max_latency_ms,
-            min_success,
-            budget_cap_usd,
-            attempt,
-            failed_models,
-            job_failures,
-            sticky_model,
-            context_tokens,
-            time_value_usd_per_s,
-            explore,
-            seed,
-            now,
-            explain,
-        )?;
-        let d = py.allow_threads(|| self.inner.route(&req)).map_err(err)?;
+    /// Decides one step (a half-open model's pick consumes its breaker probe).
+    fn route(&self, py: Python<'_>, request: &PyRequest) -> PyResult<PyDecision> {
+        let req = &request.0;
+        let d = py.allow_threads(|| self.inner.route(req)).map_err(err)?;
         Ok(PyDecision(d))
     }
 
-    #[pyo3(signature = (*, role, task_class, now, est_input_tokens=0, est_output_tokens=0,
-        est_cached_input_tokens=0, capabilities=vec![], min_context=0, allowed=vec![], denied=vec![],
-        provenance=vec![], max_cost_usd=None, max_latency_ms=None, min_success=None,
-        budget_cap_usd=None, attempt=1, failed_models=vec![], job_failures=0, sticky_model=None,
-        context_tokens=0, time_value_usd_per_s=0.0, explore=false, seed=0, explain=true))]
-    #[allow(clippy::fn_params_excessive_bools)]
-    fn estimate(
-        &self,
-        py: Python<'_>,
-        role: i64,
-        task_class: String,
-        now: f64,
-        est_input_tokens: u64,
-        est_output_tokens: u64,
-        est_cached_input_tokens: u64,
-        capabilities: Vec<String>,
-        min_context: u64,
-        allowed: Vec<String>,
-        denied: Vec<String>,
-        provenance: Vec<String>,
-        max_cost_usd: Option<f64>,
-        max_latency_ms: Option<f64>,
-        min_success: Option<f64>,
-        budget_cap_usd: Option<f64>,
-        attempt: u32,
-        failed_models: Vec<String>,
-        job_failures: u32,
-        sticky_model: Option<String>,
-        context_tokens: u64,
-        time_value_usd_per_s: f64,
-        explore: bool,
-        seed: u64,
-        explain: bool,
-    ) -> PyResult<Vec<PyCandidate>> {
-        let req = request(
-            role,
-            task_class,
-            est_input_tokens,
-            est_output_tokens,
-            est_cached_input_tokens,
-            capabilities,
-            min_context,
-            allowed,
-            denied,
-            provenance,
-            max_cost_usd,
-            max_latency_ms,
-            min_success,
-            budget_cap_usd,
-            attempt,
-            failed_models,
-            job_failures,
-            sticky_model,
-            context_tokens,
-            time_value_usd_per_s,
-            explore,
-            seed,
-            now,
-            explain,
-        )?;
-        let c = py
-            .allow_threads(|| self.inner.estimate(&req))
-            .map_err(err)?;
+    /// Every model's candidate row for `request` (explained; consumes no probe).
+    fn estimate(&self, py: Python<'_>, request: &PyRequest) -> PyResult<Vec<PyCandidate>> {
+        let req = &request.0;
+        let c = py.allow_threads(|| self.inner.estimate(req)).map_err(err)?;
         Ok(c.into_iter().map(PyCandidate::from).collect())
     }
 
@@ -265,6 +149,7 @@ impl PyCore {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCore>()?;
+    m.add_class::<PyRequest>()?;
     m.add_class::<PyDecision>()?;
     m.add_class::<PyCandidate>()?;
     m.add_class::<PyArmStats>()?;
