@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import pytest
@@ -37,6 +38,7 @@ def redis_store_config(**overrides: Any) -> dict[str, Any]:
 class Replica:
     proc: subprocess.Popen[bytes]
     port: int
+    stderr: IO[bytes]
 
     @property
     def address(self) -> str:
@@ -57,13 +59,15 @@ class Cluster:
 
     def spawn(self, replica_id: str) -> Replica:
         port = free_port()
+        # stderr to a file, not an unread pipe that a chatty replica could fill (see spawn_server)
+        err = tempfile.TemporaryFile()  # noqa: SIM115 - open for the replica process's whole life
         env = {**os.environ, "MODELYARD_REDIS_URL": self.redis.url, "MODELYARD_REPLICA_ID": replica_id}
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelyard.cli.main", "serve", "--config", str(self.config),
              "--listen", f"127.0.0.1:{port}", "--log-level", "ERROR"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.DEVNULL, stderr=err, env=env,
         )
-        replica = Replica(proc, port)
+        replica = Replica(proc, port, err)
         self.replicas.append(replica)
         return replica
 
@@ -71,7 +75,8 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if replica.proc.poll() is not None:
-                err = replica.proc.stderr.read().decode() if replica.proc.stderr else ""
+                replica.stderr.seek(0)
+                err = replica.stderr.read().decode()
                 raise RuntimeError(f"replica exited: {err}")
             if store_health(replica.address) == health_pb2.HealthCheckResponse.SERVING:
                 return
