@@ -1,12 +1,12 @@
 """Keeps the OpenTelemetry SDK's own log lines to a trickle while a collector is down.
 
-With the collector refused or blackholed the SDK logs a warning for every span it drops from its
-full queue (one per RPC, on the request path) and an error per failed export: hundreds of lines a
-second that bury the service's own logs, cost CPU on every request and, under a supervisor that
-does not drain stderr fast enough, block the logging lock. `install()` puts one `Throttle` on the
-SDK's and the exporters' loggers: the first line of each kind passes, repeats within
-`INTERVAL_S` are counted, and the next line that passes says how many were held back.
-"""
+With the collector refused or blackholed the SDK's OTLP exporters log a failure line and a retry
+line per export attempt, per signal: a few lines a second for as long as the collector stays down
+(the batch processor's "Queue full" line has its own de-duplication, of consecutive repeats only).
+They bury the service's own logs and, under a supervisor that does not drain stderr fast enough,
+block the logging lock that request handlers share. `install()` puts one `Throttle` on the SDK's
+and the exporters' loggers: the first line of each kind passes, repeats within `INTERVAL_S` are
+counted, and the next line that passes says how many were held back."""
 
 from __future__ import annotations
 
