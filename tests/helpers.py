@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import grpc
 import yaml
@@ -161,10 +161,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stderr_file() -> IO[bytes]:
+    """Where a spawned server's stderr goes: a file, not a pipe. Nobody reads a pipe while the server
+    runs, and a server that logs more than the pipe holds (64 KB) blocks in its logging lock mid-request."""
+    return tempfile.TemporaryFile()
+
+
+def read_all(f: IO[bytes]) -> str:
+    f.seek(0)
+    return f.read().decode()
+
+
 def spawn_server(config: Path, port: int) -> subprocess.Popen[bytes]:
-    # stderr goes to a file, not a pipe: nobody reads a pipe while the server runs, and a server that
-    # logs more than the pipe holds (64 KB) would block in its logging lock mid-request.
-    err = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server process's whole life
+    err = stderr_file()
     proc = subprocess.Popen(
         [sys.executable, "-m", "modelyard.cli.main", "serve", "--config", str(config),
          "--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"],
@@ -178,7 +187,6 @@ def spawn_server(config: Path, port: int) -> subprocess.Popen[bytes]:
                 return proc
         except grpc.FutureTimeoutError:
             if proc.poll() is not None:
-                err.seek(0)
-                raise RuntimeError(err.read().decode() or "server exited") from None
+                raise RuntimeError(read_all(err) or "server exited") from None
     proc.kill()
     raise RuntimeError("server did not start")

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.helpers import config_dict, free_port
+from tests.helpers import config_dict, free_port, read_all, stderr_file
 from tests.redis_fixtures import RedisServer, redis_server
 
 __all__ = ["redis_server"]
@@ -59,8 +58,7 @@ class Cluster:
 
     def spawn(self, replica_id: str) -> Replica:
         port = free_port()
-        # stderr to a file, not an unread pipe that a chatty replica could fill (see spawn_server)
-        err = tempfile.TemporaryFile()  # noqa: SIM115 - open for the replica process's whole life
+        err = stderr_file()
         env = {**os.environ, "MODELYARD_REDIS_URL": self.redis.url, "MODELYARD_REPLICA_ID": replica_id}
         proc = subprocess.Popen(
             [sys.executable, "-m", "modelyard.cli.main", "serve", "--config", str(self.config),
@@ -75,8 +73,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if replica.proc.poll() is not None:
-                replica.stderr.seek(0)
-                err = replica.stderr.read().decode()
+                err = read_all(replica.stderr)
                 raise RuntimeError(f"replica exited: {err}")
             if store_health(replica.address) == health_pb2.HealthCheckResponse.SERVING:
                 return
