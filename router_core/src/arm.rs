@@ -14,6 +14,12 @@ pub const ALL_ROLES: u8 = 0;
 /// Role bit of the retry arms: (model, role | RETRY, class) learns outcomes of attempts > 1, and
 /// (model, role | RETRY, ALL_CLASSES) pools them per (model, role). See prior.rs.
 pub const RETRY: u8 = 0x80;
+/// Role bits of the retry arms split by how the job's failed attempts ran (see prior.rs
+/// `effort_bit`): a retry after a failure that ran longer than its model typically does
+/// (`EFFORT_HIGH`) is a harder task than one after a failure that stopped early (`EFFORT_LOW`).
+/// Set only together with `RETRY`; roles are 1..=6, so the bits are free.
+pub const EFFORT_HIGH: u8 = 0x40;
+pub const EFFORT_LOW: u8 = 0x20;
 /// Model name of the per-role hardness arms (model `HARDNESS`, role | RETRY, ALL_CLASSES): its
 /// `successes` are the retries' observed successes and its `failures` the successes the normal
 /// arms predicted for them, so successes / failures estimates how much harder a retry is. A

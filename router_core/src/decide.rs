@@ -14,9 +14,9 @@ use crate::catalog::{Catalog, ModelSpec};
 use crate::constraints::{describe, estimate_exclusion, static_exclusion, Constraint, Resolved};
 use crate::decision::{Candidate, Decision, Event, Reason};
 use crate::explain::no_model_reason;
-use crate::prior::{hardness, retry_posterior, Beta};
+use crate::prior::{effort_bit, hardness, hardness_toward, retry_posterior, Beta};
 use crate::request::Request;
-use crate::score::{estimate, score, Estimate};
+use crate::score::{estimate, retry_cost, score, Estimate};
 
 /// Breaker access during a decision; `None` when no breaker is open (the common, lock-free case).
 pub struct Gate<'a> {
@@ -100,17 +100,27 @@ pub fn decide(
         None => ArmTable::empty_row(),
     };
     // Retries read the retry levels and the role's hardness ρ (see prior.rs `retry_posterior`).
+    // With the job's failed effort known, the retry levels are those of its effort bucket and ρ
+    // is the bucket's, shrunk toward the role's.
     let retry = (req.attempt > 1).then(|| {
         let r = role | RETRY;
-        let rho = table
-            .models
-            .get(HARDNESS)
-            .map_or(1.0, |h| hardness(table.row(r, ALL_CLASSES).hot(h), scale));
+        let h = table.models.get(HARDNESS);
+        let mut rho = h.map_or(1.0, |h| hardness(table.row(r, ALL_CLASSES).hot(h), scale));
+        let r = match req.failed_effort {
+            Some(e) => {
+                let rb = r | effort_bit(e);
+                if let Some(h) = h {
+                    rho = hardness_toward(table.row(rb, ALL_CLASSES).hot(h), scale, rho);
+                }
+                rb
+            }
+            None => r,
+        };
         let class_row = match table.classes.get(&req.task_class) {
             Some(c) => table.row(r, c),
             None => ArmTable::empty_row(),
         };
-        (rho, table.row(r, ALL_CLASSES), class_row)
+        (rho, table.row(r, ALL_CLASSES), class_row, h)
     });
     // Thompson sampling on first tries only; a retry takes the best mean score. A retry's estimate
     // is its model's first-try posterior × ρ plus the retry arms (prior.rs), so what first tries
@@ -141,10 +151,14 @@ pub fn decide(
             let k = spec.key;
             let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
             let mut est = estimate(spec, lv, scale, req);
-            if let Some((rho, retry_role, retry_class)) = retry {
+            if let Some((rho, retry_role, retry_class, h)) = retry {
                 let rlv: [&Hot; 2] = [retry_role.hot(k), retry_class.hot(k)];
                 est.posterior = retry_posterior(est.posterior, rho, rlv, scale);
                 est.p_mean = est.posterior.mean();
+                let pooled = h.map_or(&Hot::EMPTY, |h| retry_role.hot(h));
+                if let Some(c) = retry_cost(spec, lv, [pooled, rlv[0], rlv[1]], scale, req) {
+                    est.cost_usd = c;
+                }
             }
             excluded = excluded.or_else(|| estimate_exclusion(req, &est));
             row.sampled = est.p_mean;

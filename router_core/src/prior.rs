@@ -98,8 +98,25 @@ pub const HARDNESS_PRIOR: f64 = 2.0;
 /// see arm.rs), shrunk toward 1 and capped at 1.
 #[inline]
 pub fn hardness(h: &Hot, scale: f64) -> f64 {
+    hardness_toward(h, scale, 1.0)
+}
+
+/// ρ shrunk toward `parent` instead of 1: an effort bucket's hardness starts from the role's.
+#[inline]
+pub fn hardness_toward(h: &Hot, scale: f64, parent: f64) -> f64 {
     let (seen, predicted) = (h.successes * scale, h.failures * scale);
-    ((seen + HARDNESS_PRIOR) / (predicted + HARDNESS_PRIOR)).min(1.0)
+    ((seen + HARDNESS_PRIOR * parent) / (predicted + HARDNESS_PRIOR)).min(1.0)
+}
+
+/// The retry-arm role bit for a job whose failed attempts ran at `effort` (mean ln of billed
+/// cost over the model's typical cost for the step): above typical reads as a hard task.
+#[inline]
+pub fn effort_bit(effort: f64) -> u8 {
+    if effort > 0.0 {
+        crate::arm::EFFORT_HIGH
+    } else {
+        crate::arm::EFFORT_LOW
+    }
 }
 
 /// Posterior of a retry (attempt > 1) of an arm whose first-try posterior is `normal`: the prior
@@ -120,13 +137,21 @@ pub fn retry_posterior(normal: Beta, rho: f64, lv: [&Hot; 2], scale: f64) -> Bet
 /// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
 #[inline]
 pub fn pooled_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
+    let (mu, var) = pooled_log_ratio(lv, which, scale);
+    (mu + var.min(RATIO_VAR_CAP) / 2.0).exp()
+}
+
+/// Pooled (mean, variance) of ln r for ratio `which`; (0, 0) without evidence. exp(mean) is the
+/// typical (median) ratio, which `effort` compares an observed step against.
+#[inline]
+pub fn pooled_log_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
     let levels = [
         &lv[0].ratios[which],
         &lv[1].ratios[which],
         &lv[2].ratios[which],
     ];
     if levels.iter().all(|l| l.w <= 0.0) {
-        return 1.0;
+        return (0.0, 0.0);
     }
     let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, 0.0, 0.0);
     for level in levels {
@@ -136,7 +161,7 @@ pub fn pooled_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
         var = (strength * var + w * level.var) / n;
         strength = n.min(RATIO_POOL_CAP);
     }
-    (mu + var.min(RATIO_VAR_CAP) / 2.0).exp()
+    (mu, var)
 }
 
 #[cfg(test)]

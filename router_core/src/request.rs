@@ -24,6 +24,9 @@ pub struct Request {
     pub attempt: u32,
     pub failed_models: Vec<String>,
     pub job_failures: u32,
+    /// Mean effort (ln of billed over typical cost, see `Router::report`) of this job's failed
+    /// attempts of the role, when known: retries learn apart for high- and low-effort failures.
+    pub failed_effort: Option<f64>,
     pub sticky_model: Option<String>,
     pub context_tokens: u64,
     pub time_value_usd_per_s: f64,
@@ -54,6 +57,7 @@ impl Request {
             attempt: 1,
             failed_models: Vec::new(),
             job_failures: 0,
+            failed_effort: None,
             sticky_model: None,
             context_tokens: 0,
             time_value_usd_per_s: 0.0,
@@ -66,6 +70,9 @@ impl Request {
 
     pub fn validate(&self) -> Result<()> {
         crate::error::finite("now", self.now)?;
+        if let Some(e) = self.failed_effort {
+            crate::error::finite("failed_effort", e)?;
+        }
         non_negative("time_value_usd_per_s", self.time_value_usd_per_s)?;
         let limits = [
             ("max_cost_usd", self.max_cost_usd),

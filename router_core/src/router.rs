@@ -15,10 +15,10 @@ use crate::decide::{breaker_event, decide, Gate};
 use crate::decision::{ArmStats, Candidate, Decision, Event};
 use crate::drift::DriftFinding;
 use crate::error::{finite, non_negative, CoreError, Result};
-use crate::prior::success_posterior;
+use crate::prior::{effort_bit, success_posterior};
 use crate::request::Request;
 use crate::role::{Role, Status};
-use crate::score::step_cost;
+use crate::score::{step_cost, typical_cost};
 use crate::snapshot;
 use crate::stats::Sums;
 
@@ -48,6 +48,9 @@ pub struct Report {
     /// The decision's attempt (1 = first try of the job). Outcomes of attempts > 1 teach the
     /// retry arms (see arm.rs `RETRY`), not the first-try ones; measurements teach both.
     pub attempt: u32,
+    /// The `failed_effort` the decision was routed with (attempt > 1): the outcome also teaches
+    /// that effort bucket's retry arms.
+    pub failed_effort: Option<f64>,
 }
 
 impl Report {
@@ -69,6 +72,7 @@ impl Report {
             est_cached_input_tokens: 0,
             cost_usd: None,
             attempt: 1,
+            failed_effort: None,
         }
     }
 }
@@ -148,7 +152,13 @@ impl Core {
         Ok(d)
     }
 
-    pub fn report(&self, r: &Report) -> Result<()> {
+    /// Learns from one step. Returns the step's effort when it can be measured: ln(billed cost /
+    /// the model's typical cost for the step's estimates), read before this step is learned;
+    /// positive means the step ran longer than the model usually does. The service keeps the
+    /// efforts of a job's failed attempts and routes its retries with their mean
+    /// (`Request::failed_effort`). `None` for errors, timeouts and cancellations, and when no
+    /// cost, tokens or estimates were reported.
+    pub fn report(&self, r: &Report) -> Result<Option<f64>> {
         if r.model.is_empty() {
             return Err(CoreError::field("model", "must not be empty"));
         }
@@ -157,6 +167,9 @@ impl Core {
         if let Some(c) = r.cost_usd {
             non_negative("cost_usd", c)?;
         }
+        if let Some(e) = r.failed_effort {
+            finite("failed_effort", e)?;
+        }
         if !(r.weight.is_finite() && r.weight > 0.0) {
             return Err(CoreError::field(
                 "weight",
@@ -164,6 +177,7 @@ impl Core {
             ));
         }
         let mut events = Vec::new();
+        let effort;
         {
             let mut guard = self.state.write();
             let st = &mut *guard;
@@ -182,6 +196,8 @@ impl Core {
                 .map(|&i| &st.catalog.models[i]);
             let learned = Learned::of(r, spec);
             let scale = st.table.read_scale(r.now, st.catalog.lambda());
+            effort =
+                spec.and_then(|spec| step_effort(&st.table, spec, r, (model, role, class), scale));
             let found = if r.attempt > 1 {
                 let prior = spec.map(|spec| spec.prior);
                 learn_retry(
@@ -192,6 +208,7 @@ impl Core {
                     (model, role, class),
                     prior,
                     scale,
+                    effort,
                 );
                 None
             } else {
@@ -241,7 +258,7 @@ impl Core {
         if !events.is_empty() {
             self.events.lock().extend(events);
         }
-        Ok(())
+        Ok(effort)
     }
 
     /// Credits every distinct (model, role, task_class) of a finished job with its outcome (as
@@ -484,6 +501,7 @@ fn learn_retry(
     (model, role, class): (u32, u8, u32),
     prior: Option<crate::prior::Beta>,
     scale: f64,
+    effort: Option<f64>,
 ) {
     if r.status == Status::Cancelled {
         return;
@@ -502,32 +520,81 @@ fn learn_retry(
         });
     }
     let retry = role | RETRY;
-    for class in [ALL_CLASSES, class] {
-        table.with_arm(
-            ArmKey {
-                model,
-                role: retry,
-                class,
-            },
-            |a| {
+    let roles = [Some(retry), r.failed_effort.map(|e| retry | effort_bit(e))];
+    for role in roles.into_iter().flatten() {
+        // A retry arm's cost ratio holds the retries' efforts (billed over the first-try
+        // typical cost): what a retry in this bucket costs relative to a first try.
+        let add_effort = |a: &mut crate::arm::Arm| {
+            if let Some(e) = effort {
+                a.sums.cost_ratio.add_ratio(w, e.exp(), 1.0);
+            }
+        };
+        for class in [ALL_CLASSES, class] {
+            table.with_arm(ArmKey { model, role, class }, |a| {
                 Learned::add_outcome(&mut a.sums, r, w);
-            },
-        );
-    }
-    if let Some(p) = predicted {
+                add_effort(a);
+            });
+        }
         let h = table.models.intern(HARDNESS);
         let key = ArmKey {
             model: h,
-            role: retry,
+            role,
             class: ALL_CLASSES,
         };
         table.with_arm(key, |a| {
-            if r.status == Status::Success {
-                a.sums.successes += w;
+            if let Some(p) = predicted {
+                if r.status == Status::Success {
+                    a.sums.successes += w;
+                }
+                a.sums.failures += w * p;
             }
-            a.sums.failures += w * p;
+            add_effort(a);
         });
     }
+}
+
+/// ln(billed cost / typical cost) of a completed step, from the first-try levels as they were
+/// before this step is learned (see `Router::report`). Billed cost is `cost_usd` when reported,
+/// else the list price of the reported tokens.
+fn step_effort(
+    table: &ArmTable,
+    spec: &ModelSpec,
+    r: &Report,
+    (model, role, class): (u32, u8, u32),
+    scale: f64,
+) -> Option<f64> {
+    if !matches!(r.status, Status::Success | Status::Failure) {
+        return None;
+    }
+    let billed = match r.cost_usd {
+        Some(c) => c,
+        None if r.input_tokens + r.output_tokens > 0 => {
+            let share = if r.input_tokens == 0 {
+                0.0
+            } else {
+                r.cached_input_tokens.min(r.input_tokens) as f64 / r.input_tokens as f64
+            };
+            step_cost(spec, r.input_tokens as f64, share, r.output_tokens as f64)
+        }
+        None => return None,
+    };
+    let lv = [
+        table.row(ALL_ROLES, ALL_CLASSES).hot(model),
+        table.row(role, ALL_CLASSES).hot(model),
+        table.row(role, class).hot(model),
+    ];
+    let share = if r.est_input_tokens == 0 {
+        0.0
+    } else {
+        r.est_cached_input_tokens.min(r.est_input_tokens) as f64 / r.est_input_tokens as f64
+    };
+    let typical = typical_cost(
+        spec,
+        lv,
+        scale,
+        (r.est_input_tokens, share, r.est_output_tokens),
+    );
+    (billed > 0.0 && typical > 0.0).then(|| (billed / typical).ln())
 }
 
 /// What one report teaches, computed once and added at every pooling level.

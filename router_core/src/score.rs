@@ -10,7 +10,7 @@
 
 use crate::arm::{Hot, RATIO_COST, RATIO_IN, RATIO_OUT};
 use crate::catalog::ModelSpec;
-use crate::prior::{pooled_ratio, success_posterior, Beta};
+use crate::prior::{pooled_log_ratio, pooled_ratio, success_posterior, Beta, RATIO_VAR_CAP};
 use crate::request::Request;
 
 /// Pseudo-observations the catalog's latency estimate is worth against observed latencies.
@@ -83,6 +83,45 @@ pub fn estimate(spec: &ModelSpec, lv: [&Hot; 3], scale: f64, req: &Request) -> E
         tokens_in,
         tokens_out,
     }
+}
+
+/// The typical (median) cost of a step estimated at (`est_in`, `cached_share`, `est_out`) tokens:
+/// list price of the estimates scaled by each pooled ratio's median exp(E[ln r]). Zero without
+/// estimates or list price.
+pub fn typical_cost(
+    spec: &ModelSpec,
+    lv: [&Hot; 3],
+    scale: f64,
+    (est_in, cached_share, est_out): (u64, f64, u64),
+) -> f64 {
+    let median = |which| pooled_log_ratio(lv, which, scale).0.exp();
+    let tokens_in = est_in as f64 * median(RATIO_IN);
+    let tokens_out = est_out as f64 * median(RATIO_OUT);
+    step_cost(spec, tokens_in, cached_share, tokens_out) * median(RATIO_COST)
+}
+
+/// E[cost] of a retry, or `None` before any retry taught an effort: the step's typical first-try
+/// cost × E[e^effort], the effort (ln billed over typical first-try cost, see `Router::report`)
+/// pooled over `rlv` = [retries of every model (the hardness arm), the model's retries, its
+/// retries in the class]. Retries after long failures run long: a model that stops early on a
+/// hard task is cheaper there than its first-try price says, one that keeps going dearer.
+pub fn retry_cost(
+    spec: &ModelSpec,
+    lv: [&Hot; 3],
+    rlv: [&Hot; 3],
+    scale: f64,
+    req: &Request,
+) -> Option<f64> {
+    if rlv.iter().all(|h| h.ratios[RATIO_COST].w <= 0.0) {
+        return None;
+    }
+    let est = (
+        req.est_input_tokens,
+        req.cached_share(),
+        req.est_output_tokens,
+    );
+    let (mu, var) = pooled_log_ratio(rlv, RATIO_COST, scale);
+    Some(typical_cost(spec, lv, scale, est) * (mu + var.min(RATIO_VAR_CAP) / 2.0).exp())
 }
 
 /// Expected cost per success given a success probability `p` (the mean or a Thompson draw).

@@ -8,6 +8,10 @@
 //! Version 3 keeps v2's layout and adds the retry arms (role | `RETRY`) and the per-role hardness
 //! arms (model `HARDNESS`); v2 bodies restore unchanged (they have neither).
 //!
+//! Version 4 keeps the layout and adds the effort-bucketed retry arms (role | `RETRY` |
+//! `EFFORT_HIGH` or `EFFORT_LOW`); retry arms' cost ratio now holds the retries' efforts. v3 and
+//! v2 bodies restore unchanged (their retry arms just have no effort yet).
+//!
 //! Merge adds sums after aligning epochs to the later t0 (the earlier side is multiplied by
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
@@ -15,12 +19,12 @@
 use bincode::Options as _;
 use serde::{Deserialize, Serialize};
 
-use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, RETRY};
+use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, EFFORT_HIGH, EFFORT_LOW, RETRY};
 use crate::error::{CoreError, Result};
 use crate::stats::{LatencySums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
 
@@ -112,8 +116,9 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         .with_limit(MAX_BODY);
     let corrupt = |e: bincode::Error| CoreError::field("snapshot", format!("corrupt body: {e}"));
     let body: Body = match version {
-        // v3 has v2's layout; it adds retry arms (role | RETRY) and the hardness arms.
-        VERSION | 2 => opts.deserialize(&data[12..]).map_err(corrupt)?,
+        // v3 and v4 have v2's layout; v3 adds retry arms (role | RETRY) and the hardness arms,
+        // v4 the effort-bucketed retry arms.
+        VERSION | 3 | 2 => opts.deserialize(&data[12..]).map_err(corrupt)?,
         1 => {
             let v1: Body<SumsV1> = opts.deserialize(&data[12..]).map_err(corrupt)?;
             Body {
@@ -135,7 +140,7 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         _ => {
             return Err(CoreError::field(
                 "snapshot.version",
-                format!("unsupported version {version}, expected {VERSION} (or 2, 1)"),
+                format!("unsupported version {version}, expected {VERSION} (or 3, 2, 1)"),
             ))
         }
     };
@@ -145,12 +150,16 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
         return Err(CoreError::field("snapshot.t0", "must be finite"));
     }
     for (i, a) in body.arms.iter().enumerate() {
+        let effort = a.role & (EFFORT_HIGH | EFFORT_LOW);
         let retry_ok = version >= 3 || a.role & RETRY == 0;
-        if a.role & !RETRY > 6 || !retry_ok {
+        let effort_ok = effort == 0
+            || version >= 4 && a.role & RETRY != 0 && effort != EFFORT_HIGH | EFFORT_LOW;
+        if a.role & !(RETRY | EFFORT_HIGH | EFFORT_LOW) > 6 || !retry_ok || !effort_ok {
             return Err(CoreError::field(
                 format!("snapshot.arms[{i}].role"),
                 format!(
-                    "must be 0..6 (v3: optionally | 128 for retry arms), got {}",
+                    "must be 0..6 (v3: optionally | 128 for retry arms; v4: retry arms \
+                     optionally | 64 or | 32 for an effort bucket), got {}",
                     a.role
                 ),
             ));

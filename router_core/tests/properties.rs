@@ -32,6 +32,8 @@ fn apply(core: &Core, events: &[(usize, u8, usize, f64, u64, f64)]) {
             est_output_tokens: 500,
             cost_usd: (out % 3 == 0).then_some(out as f64 * 1e-6),
             attempt: 1 + (out % 2) as u32,
+            // some retries with a known effort, one bucket or the other
+            failed_effort: (out % 4 == 1).then_some(if lat > 50_000.0 { 0.5 } else { -0.5 }),
             ..Report::new(models[m], role, &format!("class{c}"), status, t)
         })
         .unwrap();
@@ -49,13 +51,19 @@ fn close(a: f64, b: f64) -> bool {
 }
 
 fn same_estimates(a: &Core, b: &Core, now: f64) -> bool {
-    let cases = ["class0", "class1", "class2"]
-        .into_iter()
-        .flat_map(|c| [(c, 1), (c, 2)]);
-    cases.into_iter().all(|(cls, attempt)| {
+    let cases = ["class0", "class1", "class2"].into_iter().flat_map(|c| {
+        [
+            (c, 1, None),
+            (c, 2, None),
+            (c, 2, Some(0.5)),
+            (c, 2, Some(-0.5)),
+        ]
+    });
+    cases.into_iter().all(|(cls, attempt, effort)| {
         let mut r = common::req(now);
         r.task_class = cls.into();
         r.attempt = attempt;
+        r.failed_effort = effort;
         let (ea, eb) = (a.estimate(&r).unwrap(), b.estimate(&r).unwrap());
         ea.iter().zip(&eb).all(|(x, y)| {
             close(x.score, y.score)
@@ -162,6 +170,23 @@ fn version_2_snapshots_still_restore_and_cannot_hold_retry_arms() {
     let with_retry = core_with(&[(0, 2, 0, 100.0, 11, 10.0)]);
     let mut bad = with_retry.snapshot().unwrap();
     bad[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let e = b.restore(&bad).unwrap_err().to_string();
+    assert!(e.contains("role"), "{e}");
+}
+
+#[test]
+fn version_3_snapshots_still_restore_and_cannot_hold_effort_arms() {
+    // Retries without a known effort: a v4 body of them is exactly a v3 body.
+    let a = core_with(&[(0, 2, 0, 100.0, 11, 10.0), (1, 1, 1, 500.0, 20, 10.0)]);
+    let mut v3 = a.snapshot().unwrap();
+    v3[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let b = core_with(&[]);
+    b.restore(&v3).unwrap();
+    assert!(same_estimates(&a, &b, 600.0));
+    // out = 9: attempt 2 with a known effort, so effort-bucketed retry arms.
+    let with_effort = core_with(&[(0, 2, 0, 100.0, 9, 10.0)]);
+    let mut bad = with_effort.snapshot().unwrap();
+    bad[8..12].copy_from_slice(&3u32.to_le_bytes());
     let e = b.restore(&bad).unwrap_err().to_string();
     assert!(e.contains("role"), "{e}");
 }

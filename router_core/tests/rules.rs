@@ -483,7 +483,11 @@ fn last_attempt_is_per_role_so_other_roles_of_a_succeeded_job_are_credited() {
     for _ in 0..10 {
         // The executor needed a retry; the planner's only try was its first.
         c.complete_job_attempts(
-            &[step("mid", PLANNER, 1), step("cheap", EXECUTOR, 1), step("mid", EXECUTOR, 2)],
+            &[
+                step("mid", PLANNER, 1),
+                step("cheap", EXECUTOR, 1),
+                step("mid", EXECUTOR, 2),
+            ],
             true,
             0.0,
         )
@@ -506,4 +510,153 @@ fn p_of_role(c: &Core, class: &str, attempt: u32, model: &str, role: i64) -> f64
         .find(|x| x.model == model)
         .unwrap()
         .success_probability
+}
+
+/// A report of `model` in class "edit" whose billed cost is `times` its list price at the
+/// estimates (estimates = reported tokens, so only the cost ratio moves).
+fn billed(model: &str, status: Status, times: f64) -> Report {
+    let r = report(model, "edit", status, 0.0);
+    // list price of 10k input + 1k output tokens (common.rs prices per million)
+    let list = match model {
+        "cheap" => (10_000.0 * 0.1 + 1_000.0 * 0.4) / 1e6,
+        "mid" => (10_000.0 * 1.0 + 1_000.0 * 4.0) / 1e6,
+        _ => (10_000.0 * 3.0 + 1_000.0 * 15.0) / 1e6,
+    };
+    Report {
+        est_input_tokens: 10_000,
+        est_output_tokens: 1_000,
+        cost_usd: Some(list * times),
+        ..r
+    }
+}
+
+#[test]
+fn a_step_reports_its_effort_against_the_models_typical_cost() {
+    let c = core();
+    // Nothing learned yet: typical = list price at the estimates.
+    let e = c
+        .report(&billed("cheap", Status::Failure, 3.0))
+        .unwrap()
+        .unwrap();
+    assert!((e - 3f64.ln()).abs() < 1e-9, "{e}");
+    // The model usually bills twice its list price: twice is typical, six times is 3× typical.
+    for _ in 0..40 {
+        c.report(&billed("cheap", Status::Success, 2.0)).unwrap();
+    }
+    let typical = c
+        .report(&billed("cheap", Status::Success, 2.0))
+        .unwrap()
+        .unwrap();
+    let long = c
+        .report(&billed("cheap", Status::Failure, 6.0))
+        .unwrap()
+        .unwrap();
+    assert!(typical.abs() < 0.1, "{typical}");
+    assert!((long - 3f64.ln()).abs() < 0.1, "{long}");
+    let short = c
+        .report(&billed("cheap", Status::Failure, 0.5))
+        .unwrap()
+        .unwrap();
+    assert!((short - 0.25f64.ln()).abs() < 0.1, "{short}");
+    // Errors and timeouts say nothing about the task; nothing measured, nothing to say.
+    for status in [Status::Error, Status::Timeout, Status::Cancelled] {
+        assert_eq!(c.report(&billed("cheap", status, 6.0)).unwrap(), None);
+    }
+    let bare = Report::new(
+        "cheap",
+        Role::from_number(EXECUTOR).unwrap(),
+        "edit",
+        Status::Failure,
+        0.0,
+    );
+    assert_eq!(c.report(&bare).unwrap(), None);
+    // Tokens without a billed cost: priced at list.
+    let tokens_only = Report {
+        est_input_tokens: 10_000,
+        est_output_tokens: 1_000,
+        ..report("mid", "edit", Status::Failure, 0.0)
+    };
+    let e = c.report(&tokens_only).unwrap().unwrap();
+    assert!(e.abs() < 1e-9, "{e}");
+}
+
+fn retry_estimate(c: &Core, model: &str, effort: Option<f64>) -> _core::Candidate {
+    let mut r = req(0.0);
+    r.attempt = 2;
+    r.failed_effort = effort;
+    c.estimate(&r)
+        .unwrap()
+        .into_iter()
+        .find(|x| x.model == model)
+        .unwrap()
+}
+
+#[test]
+fn retries_after_long_and_short_failures_learn_apart() {
+    let c = core();
+    // cheap's retries fail after long failures and succeed after short ones.
+    for (effort, status) in [(1.0, Status::Failure), (-1.0, Status::Success)] {
+        for _ in 0..20 {
+            let r = Report {
+                attempt: 2,
+                failed_effort: Some(effort),
+                ..billed("cheap", status, 1.0)
+            };
+            c.report(&r).unwrap();
+        }
+    }
+    let hard = retry_estimate(&c, "cheap", Some(0.7)).success_probability;
+    let easy = retry_estimate(&c, "cheap", Some(-0.3)).success_probability;
+    let unknown = retry_estimate(&c, "cheap", None).success_probability;
+    assert!(hard < 0.25 && easy > 0.75, "hard {hard}, easy {easy}");
+    assert!(hard < unknown && unknown < easy, "{unknown} pools both");
+    // So a retry after a long failure goes elsewhere, after a short one stays cheap.
+    let mut r = req(0.0);
+    r.attempt = 2;
+    r.failed_models = vec!["strong".to_owned()];
+    for (effort, want) in [(0.7, "mid"), (-0.3, "cheap")] {
+        r.failed_effort = Some(effort);
+        assert_eq!(c.route(&r).unwrap().model(), Some(want), "effort {effort}");
+    }
+}
+
+#[test]
+fn retry_cost_follows_what_retries_billed() {
+    let c = core();
+    let first = |m| {
+        c.estimate(&req(0.0))
+            .unwrap()
+            .into_iter()
+            .find(|x| x.model == m)
+            .unwrap()
+            .cost_usd
+    };
+    // cheap's first tries bill list price; its retries after long failures bill 4× that.
+    for _ in 0..40 {
+        c.report(&billed("cheap", Status::Success, 1.0)).unwrap();
+    }
+    let (cheap0, mid0) = (first("cheap"), first("mid"));
+    for _ in 0..20 {
+        let r = Report {
+            attempt: 2,
+            failed_effort: Some(1.0),
+            ..billed("cheap", Status::Failure, 4.0)
+        };
+        c.report(&r).unwrap();
+    }
+    // The retries also teach cheap's first-try cost ratio (a model's billing multiple is learned
+    // from every attempt), so its first try now looks dearer too; its retries more so.
+    let cheap1 = first("cheap");
+    let hard = retry_estimate(&c, "cheap", Some(1.0)).cost_usd;
+    assert!(cheap1 > cheap0, "{cheap1} vs {cheap0}");
+    assert!(
+        hard > 1.5 * cheap1 && hard > 3.0 * cheap0,
+        "{hard} vs first try {cheap1} (was {cheap0})"
+    );
+    // A model never retried there borrows what every model's retries billed.
+    let mid_hard = retry_estimate(&c, "mid", Some(1.0)).cost_usd;
+    assert!(mid_hard > 1.5 * mid0, "{mid_hard} vs {mid0}");
+    // No retry evidence after short failures: the first-try estimate.
+    let mid_easy = retry_estimate(&c, "mid", Some(-1.0)).cost_usd;
+    assert!((mid_easy - first("mid")).abs() < 1e-12, "{mid_easy}");
 }

@@ -89,7 +89,7 @@ class Request:
         max_cost_usd: float | None = None, max_latency_ms: float | None = None,
         min_success: float | None = None, budget_cap_usd: float | None = None,
         attempt: int = 1, failed_models: list[str] = ..., job_failures: int = 0,
-        sticky_model: str | None = None, context_tokens: int = 0,
+        failed_effort: float | None = None, sticky_model: str | None = None, context_tokens: int = 0,
         time_value_usd_per_s: float = 0.0, explore: bool = True, seed: int = 0,
         explain: bool = False,
     ) -> None: ...
@@ -109,11 +109,17 @@ class Core:
         input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
         latency_ms: float = 0.0, weight: float = 1.0,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
-        cost_usd: float | None = None, attempt: int = 1,
-    ) -> None:
-        """Learn from one step. `attempt` is the decision's attempt: outcomes of attempt > 1
-        teach the retry arms (pooled into the first-try arm x the learned retry hardness), not the
-        first-try arms; tokens, cost and latency teach the first-try levels either way. SUCCESS counts
+        cost_usd: float | None = None, attempt: int = 1, failed_effort: float | None = None,
+    ) -> float | None:
+        """Learn from one step; returns its effort: ln(billed cost / the model's typical cost at
+        the step's estimates), read before this step is learned (None for ERROR, TIMEOUT,
+        CANCELLED or when no cost, tokens or estimates were reported). `attempt` is the
+        decision's attempt: outcomes of attempt > 1 teach the retry arms (pooled into the
+        first-try arm x the learned retry hardness), not the first-try arms; tokens, cost and
+        latency teach the first-try levels either way. `failed_effort` is the mean effort of the
+        job's failed tries the retry was routed with (Request.failed_effort): the outcome also
+        teaches that effort bucket's retry arms (above 0: after a long failure; else a short one),
+        and the retry arms learn what retries bill against the typical first try. SUCCESS counts
         as success; FAILURE, ERROR, TIMEOUT as failure;
         CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers.
 

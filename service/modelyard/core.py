@@ -44,7 +44,7 @@ class RoutingCore:
     def route(
         self, req: RouteInput, *, constraints: Constraints, budget_cap_usd: float | None,
         job_failures: int, sticky_model: str | None, time_value_usd_per_s: float,
-        explore: bool, seed: int, now: float,
+        explore: bool, seed: int, now: float, failed_effort: float | None = None,
     ) -> _core.Decision:
         return self._core.route(_core.Request(
             **self._profile_args(req.task, constraints),
@@ -52,6 +52,7 @@ class RoutingCore:
             attempt=max(1, req.attempt),
             failed_models=list(req.failed_models),
             job_failures=job_failures,
+            failed_effort=failed_effort,
             sticky_model=sticky_model,
             context_tokens=req.context_tokens,
             time_value_usd_per_s=time_value_usd_per_s,
@@ -73,18 +74,21 @@ class RoutingCore:
         self, *, model: str, role: int, task_class: str, status: int, input_tokens: int,
         cached_input_tokens: int, output_tokens: int, latency_ms: float, now: float,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
-        cost_usd: float | None = None, attempt: int = 1,
-    ) -> None:
+        cost_usd: float | None = None, attempt: int = 1, failed_effort: float | None = None,
+    ) -> float | None:
         """Learn from one step. Zero tokens / latency mean "not reported" (nothing learned from
         them). Pass the decision's estimates so the core learns actual/estimated token ratios,
         and the provider-billed `cost_usd` when known (it learns billed/list-price). `attempt` is
-        the decision's attempt: outcomes of attempts > 1 teach the core's retry arms."""
-        self._core.report(
+        the decision's attempt: outcomes of attempts > 1 teach the core's retry arms, and
+        `failed_effort` the one it was routed with. Returns the step's effort (ln of billed over
+        the model's typical cost; None when not measurable), for the job's next retry."""
+        return self._core.report(
             model=model, role=role, task_class=task_class, status=status,
             input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens, latency_ms=latency_ms, now=now,
             est_input_tokens=est_input_tokens, est_output_tokens=est_output_tokens,
             est_cached_input_tokens=est_cached_input_tokens, cost_usd=cost_usd, attempt=max(1, attempt),
+            failed_effort=failed_effort,
         )
 
     def complete_job(

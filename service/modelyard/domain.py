@@ -118,6 +118,9 @@ class Decision:
     est_cached_input_tokens: int = 0
     # Which try of the step this decision was (retries are learned apart: the task proved hard).
     attempt: int = 1
+    # Mean effort of the job's failed tries of this role when routed (None: unknown); its outcome
+    # teaches that effort's retry arms (router_core Router::report).
+    failed_effort: float | None = None
 
     def to_payload(self) -> bytes:
         # By hand, not dataclasses.asdict (a recursive deep copy): 112 -> 36 us per Route.

@@ -1,4 +1,5 @@
-"""Per-job routing memory on this replica: the model each role is using, and failures so far.
+"""Per-job routing memory on this replica: the model each role is using, failures so far, and how
+those failures ran (their efforts: ln of billed over the model's typical cost, from the core).
 
 Bounded (least recently used jobs are forgotten). It feeds stickiness and escalation; budgets and
 job summaries come from the store, which is the source of truth.
@@ -16,6 +17,7 @@ from modelyard.domain import ERROR, FAILURE, SUCCESS, TIMEOUT
 class _RoleState:
     model: str | None = None
     failures: int = 0
+    efforts: list[float] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -39,20 +41,27 @@ class JobTracker:
             self._jobs.move_to_end(key)
         return state
 
-    def context(self, tenant: str, job_id: str, role: int) -> tuple[str | None, int]:
-        """(model to stay on, failures of this role so far in the job)."""
+    def context(self, tenant: str, job_id: str, role: int) -> tuple[str | None, int, float | None]:
+        """(model to stay on, failures of this role so far in the job, their mean effort or None
+        when none of them reported a measurable cost)."""
         state = self._jobs.get((tenant, job_id))
         if state is None:
-            return None, 0
+            return None, 0, None
         rs = state.roles.get(role)
-        return (rs.model, rs.failures) if rs else (None, 0)
+        if rs is None:
+            return None, 0, None
+        effort = sum(rs.efforts) / len(rs.efforts) if rs.efforts else None
+        return rs.model, rs.failures, effort
 
-    def observe(self, tenant: str, job_id: str, role: int, model: str, status: int) -> None:
+    def observe(self, tenant: str, job_id: str, role: int, model: str, status: int,
+                effort: float | None = None) -> None:
         rs = self._get(tenant, job_id).roles.setdefault(role, _RoleState())
         if status == SUCCESS:
             rs.model = model
         elif status in (FAILURE, ERROR, TIMEOUT):
             rs.failures += 1
+            if effort is not None:
+                rs.efforts.append(effort)
             if rs.model == model:
                 rs.model = None
 

@@ -52,9 +52,10 @@ class SyncedCore(RoutingCore):
         super().set_catalog(catalog)
         self.local.set_catalog(catalog)
 
-    def report(self, **kwargs: Any) -> None:
-        super().report(**kwargs)
+    def report(self, **kwargs: Any) -> float | None:
+        effort = super().report(**kwargs)
         self.local.report(**kwargs)
+        return effort
 
     def complete_job(
         self, steps: Sequence[tuple[str, int, str] | tuple[str, int, str, int]], *, success: bool, now: float,

@@ -102,7 +102,9 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     key_budgets = tenant.key_budgets.get(who.key_id, {})
     subjects = _subjects(who.tenant, who.key_id)
     constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
-    sticky, failures = app.jobs.context(who.tenant, req.job_id, req.task.role)
+    sticky, failures, failed_effort = app.jobs.context(who.tenant, req.job_id, req.task.role)
+    if req.attempt <= 1:
+        failed_effort = None  # a first try of another step of the job: not a retry
     explore = rt.config.routing.explore if req.explore is None else req.explore
     for fresh in (False, True):
         try:
@@ -115,7 +117,7 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
         out = app.core_for(who.tenant).route(
             req, constraints=constraints, budget_cap_usd=room.cap_usd, job_failures=failures,
             sticky_model=sticky, time_value_usd_per_s=tenant.time_value_usd_per_s,
-            explore=explore, seed=app.next_seed(), now=now,
+            explore=explore, seed=app.next_seed(), now=now, failed_effort=failed_effort,
         )
         if out.model is not None or not mirrored or not any(c.constraint == "budget" for c in out.candidates):
             break
@@ -132,7 +134,7 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
                 f"{out.reason}; {tight.scope} '{tight.subject}' has ${tight.remaining_usd:.2f} left in its "
                 f"{WINDOW_NAMES[tight.window]} window past the soft limit (resets at {tight.resets_at})")
         raise NoEligibleModel(out.reason)
-    return await _reserve(app, who, req, tenant, key_budgets, out, room, now)
+    return await _reserve(app, who, req, tenant, key_budgets, out, room, now, failed_effort)
 
 
 async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
@@ -143,7 +145,7 @@ async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
 
 async def _reserve(
     app: App, who: Principal, req: RouteInput, tenant: TenantRuntime, key_budgets: Mapping[str, WindowLimit],
-    out, room: Headroom, now: float,
+    out, room: Headroom, now: float, failed_effort: float | None,
 ) -> Decision:
     rt = app.runtime
     ttl = rt.config.store.reservation_ttl_s
@@ -165,6 +167,7 @@ async def _reserve(
         est_output_tokens=req.task.est_output_tokens,
         est_cached_input_tokens=req.task.est_cached_input_tokens,
         attempt=req.attempt,
+        failed_effort=failed_effort,
     )
     reservation = Reservation(
         request_id=req.request_id, decision_id=decision.decision_id, tenant=who.tenant,
@@ -208,6 +211,7 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
         )
     except DecisionNotFound as exc:
         raise _no_decision(req.decision_id, who.tenant) from exc
+    effort = None
     if not result.duplicate:
         # The store moved the estimate out of `reserved` and the charge into `spent` in the windows
         # the reservation was made in (those containing its created_at): mirror the same change.
@@ -217,16 +221,16 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
         if req.status != CANCELLED:
             routed = Decision.from_payload(record.payload)
             core = app.core_for(who.tenant)
-            core.report(
+            effort = core.report(
                 model=model_used, role=record.role, task_class=record.task_class, status=req.status,
                 input_tokens=req.input_tokens, cached_input_tokens=req.cached_input_tokens,
                 output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
                 est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
                 est_cached_input_tokens=routed.est_cached_input_tokens, cost_usd=req.cost_usd,
-                attempt=routed.attempt,
+                attempt=routed.attempt, failed_effort=routed.failed_effort,
             )
             app.drain_core_events(core)
-        app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status)
+        app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status, effort)
     outcome = OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
         released_usd=micros_to_usd(result.released_micros), duplicate=result.duplicate,

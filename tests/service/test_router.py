@@ -198,3 +198,39 @@ def test_list_models_shows_what_was_learned(channel: grpc.Channel) -> None:
     assert est.success_low < est.success_probability < est.success_high
     assert est.cost_usd > 0 and est.latency_ms > 0
     assert mid.price.input_per_mtok == 0.30 and mid.price.source.startswith("https://")
+
+
+def test_retries_learn_apart_after_long_and_short_failures(fresh_server: RunningServer) -> None:
+    """The service remembers how a job's failed try ran (billed against the model's typical cost)
+    and routes the retry with it: mid-coder's retries fail after tiny-coder ran long and succeed
+    after it gave up early, and its retry estimate follows what kind of failure came before."""
+    only = lambda m: types_pb2.Constraints(allowed_models=[m])  # noqa: E731
+    est = task()  # 20k input / 1.5k output tokens estimated
+
+    def first_try_fails(stub: Any, job: str, times: float) -> None:
+        d = route(stub, job, constraints=only("tiny-coder"))
+        usage = types_pb2.Usage(input_tokens=int(20_000 * times), output_tokens=int(1_500 * times))
+        stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=2, usage=usage),
+                           metadata=auth(), timeout=5)
+
+    def retry(stub: Any, job: str, **kw: Any) -> router_pb2.RouteDecision:
+        return route(stub, job, attempt=2, failed_models=["tiny-coder"], constraints=only("mid-coder"),
+                     task=est, **kw)
+
+    with grpc.insecure_channel(fresh_server.address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        for i in range(12):
+            for times, status in ((8.0, 2), (0.125, 1)):  # long failure -> retry fails; short -> succeeds
+                job = f"learn-{i}-{times}"
+                first_try_fails(stub, job, times)
+                d = retry(stub, job)
+                usage = types_pb2.Usage(input_tokens=20_000, output_tokens=1_500)
+                stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=status, usage=usage),
+                                   metadata=auth(), timeout=5)
+        p = {}
+        for times in (8.0, 0.125):
+            job = f"probe-{times}"
+            first_try_fails(stub, job, times)
+            d = retry(stub, job, explain=True)
+            p[times] = next(c for c in d.candidates if c.model_id == "mid-coder").expected.success_probability
+        assert p[8.0] < 0.3 < 0.7 < p[0.125], p

@@ -31,7 +31,7 @@ impl PyRequest {
     #[pyo3(signature = (*, role, task_class, now, est_input_tokens=0, est_output_tokens=0,
         est_cached_input_tokens=0, capabilities=vec![], min_context=0, allowed=vec![], denied=vec![],
         provenance=vec![], max_cost_usd=None, max_latency_ms=None, min_success=None,
-        budget_cap_usd=None, attempt=1, failed_models=vec![], job_failures=0, sticky_model=None,
+        budget_cap_usd=None, attempt=1, failed_models=vec![], job_failures=0, failed_effort=None, sticky_model=None,
         context_tokens=0, time_value_usd_per_s=0.0, explore=true, seed=0, explain=false))]
     #[allow(clippy::fn_params_excessive_bools, clippy::too_many_arguments)]
     fn new(
@@ -53,6 +53,7 @@ impl PyRequest {
         attempt: u32,
         failed_models: Vec<String>,
         job_failures: u32,
+        failed_effort: Option<f64>,
         sticky_model: Option<String>,
         context_tokens: u64,
         time_value_usd_per_s: f64,
@@ -78,6 +79,7 @@ impl PyRequest {
             attempt,
             failed_models,
             job_failures,
+            failed_effort,
             sticky_model,
             context_tokens,
             time_value_usd_per_s,

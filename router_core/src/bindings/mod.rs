@@ -51,7 +51,8 @@ impl PyCore {
 
     #[pyo3(signature = (*, model, role, task_class, status, now, input_tokens=0,
         cached_input_tokens=0, output_tokens=0, latency_ms=0.0, weight=1.0, est_input_tokens=0,
-        est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None, attempt=1))]
+        est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None, attempt=1,
+        failed_effort=None))]
     fn report(
         &self,
         py: Python<'_>,
@@ -70,7 +71,8 @@ impl PyCore {
         est_cached_input_tokens: u64,
         cost_usd: Option<f64>,
         attempt: u32,
-    ) -> PyResult<()> {
+        failed_effort: Option<f64>,
+    ) -> PyResult<Option<f64>> {
         let r = Report {
             model,
             role: Role::from_number(role).map_err(err)?,
@@ -87,6 +89,7 @@ impl PyCore {
             est_cached_input_tokens,
             cost_usd,
             attempt: attempt.max(1),
+            failed_effort,
         };
         py.allow_threads(|| self.inner.report(&r)).map_err(err)
     }

@@ -44,7 +44,12 @@ class InProcess:
     def __init__(self, table: Table, s: Settings) -> None:
         self.table, self.s = table, s
         self.core = RoutingCore(core_catalog(table, s))
-        self.job_failures = 0
+        # job -> efforts of its failed attempts (what the service's JobTracker keeps)
+        self.efforts: dict[str, list[float]] = {}
+
+    def _failed_effort(self, job: str) -> float | None:
+        e = self.efforts.get(job)
+        return sum(e) / len(e) if e else None
 
     def route(self, job: str, task_class: str, attempt: int, failed: list[str], seed: int, now: float) -> str:
         task = TaskProfile(role=EXECUTOR, task_class=task_class,
@@ -53,7 +58,7 @@ class InProcess:
                          failed_models=tuple(failed))
         d = self.core.route(req, constraints=Constraints(), budget_cap_usd=None, job_failures=len(failed),
                             sticky_model=None, time_value_usd_per_s=0.0, explore=self.s.explore,
-                            seed=seed, now=now)
+                            seed=seed, now=now, failed_effort=self._failed_effort(job))
         if d.model is None:
             raise RuntimeError(f"no eligible model: {d.reason}")
         return d.model
@@ -63,15 +68,18 @@ class InProcess:
         # The table has billed cost only: the core learns billed / list-price-predicted cost from
         # cost_usd and the step estimate; the tokens are the ones that cost implies at list prices.
         tin, tout = synthetic_tokens(cost, self.s.est_tokens, self.table.prices[model])
-        self.core.report(
+        effort = self.core.report(
             model=model, role=EXECUTOR, task_class=task_class, status=SUCCESS if ok else FAILURE,
             input_tokens=tin, cached_input_tokens=0, output_tokens=tout, latency_ms=0.0, now=now,
             cost_usd=cost, est_input_tokens=self.s.est_tokens[0], est_output_tokens=self.s.est_tokens[1],
-            attempt=attempt)
+            attempt=attempt, failed_effort=self._failed_effort(job) if attempt > 1 else None)
+        if not ok and effort is not None:
+            self.efforts.setdefault(job, []).append(effort)
 
     def complete(self, job: str, steps: list[str], task_class: str, ok: bool, now: float) -> None:
         # steps[i] was attempt i + 1 (a retry never repeats a failed model)
         distinct = list(dict.fromkeys((m, EXECUTOR, task_class, a) for a, m in enumerate(steps, 1)))
+        self.efforts.pop(job, None)
         self.core.complete_job(distinct, success=ok, now=now)
 
 
