@@ -49,4 +49,4 @@ pub use decision::{ArmStats, Candidate, Decision, Event};
 pub use error::CoreError;
 pub use request::Request;
 pub use role::{Role, Status};
-pub use router::{Core, Report};
+pub use router::{Core, Learn, Report};

@@ -51,6 +51,39 @@ pub struct Report {
     /// The `failed_effort` the decision was routed with (attempt > 1): the outcome also teaches
     /// that effort bucket's retry arms.
     pub failed_effort: Option<f64>,
+    /// What this report teaches (see `Learn`).
+    pub learn: Learn,
+}
+
+/// What a report teaches. A call that completed before anyone knows whether the step succeeded
+/// (Dispatch) teaches its measurements first and its outcome later, when the harness gives the
+/// verdict; each part is learned once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Learn {
+    /// Outcome and measurements (a harness's own report).
+    #[default]
+    All,
+    /// Tokens, cost and latency only: success, drift and the hardness arms are left alone.
+    Measurements,
+    /// The outcome only (the verdict on a step whose measurements were learned before); breakers
+    /// are left alone too, the call itself was already counted. Measurements passed with it
+    /// still give the step's effort.
+    Outcome,
+}
+
+impl Learn {
+    /// "all", "measurements" or "outcome".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "all" => Ok(Self::All),
+            "measurements" => Ok(Self::Measurements),
+            "outcome" => Ok(Self::Outcome),
+            _ => Err(CoreError::field(
+                "learn",
+                format!("must be \"all\", \"measurements\" or \"outcome\", got {s:?}"),
+            )),
+        }
+    }
 }
 
 impl Report {
@@ -73,6 +106,7 @@ impl Report {
             cost_usd: None,
             attempt: 1,
             failed_effort: None,
+            learn: Learn::All,
         }
     }
 }
@@ -238,27 +272,37 @@ impl Core {
                 });
             }
             st.last_now = st.last_now.max(r.now);
-            let provider = st
-                .catalog
-                .by_id
-                .get(&r.model)
-                .map(|&i| st.catalog.models[i].provider.clone());
-            let mut b = self.breakers.lock();
-            let keys = [
-                Some(BreakerKey::Model(r.model.clone())),
-                provider.filter(|p| !p.is_empty()).map(BreakerKey::Provider),
-            ];
-            for key in keys.into_iter().flatten() {
-                if let Some(t) = b.on_outcome(key.clone(), r.status, r.now, &policy.breaker) {
-                    events.push(breaker_event(t.kind(), &key, r.now));
-                }
+            if r.learn != Learn::Outcome {
+                let provider = spec.map(|spec| spec.provider.clone());
+                self.breaker_outcome(r, provider, &policy.breaker, &mut events);
             }
-            self.breakers_active.store(b.active(), Ordering::Release);
         }
         if !events.is_empty() {
             self.events.lock().extend(events);
         }
         Ok(effort)
+    }
+
+    /// Feeds a report's status to the model's and its provider's breakers (the caller holds the
+    /// state lock, so breaker changes stay ordered with learning).
+    fn breaker_outcome(
+        &self,
+        r: &Report,
+        provider: Option<String>,
+        policy: &crate::catalog::BreakerPolicy,
+        events: &mut Vec<Event>,
+    ) {
+        let mut b = self.breakers.lock();
+        let keys = [
+            Some(BreakerKey::Model(r.model.clone())),
+            provider.filter(|p| !p.is_empty()).map(BreakerKey::Provider),
+        ];
+        for key in keys.into_iter().flatten() {
+            if let Some(t) = b.on_outcome(key.clone(), r.status, r.now, policy) {
+                events.push(breaker_event(t.kind(), &key, r.now));
+            }
+        }
+        self.breakers_active.store(b.active(), Ordering::Release);
     }
 
     /// Credits every distinct (model, role, task_class) of a finished job with its outcome (as
@@ -434,7 +478,7 @@ fn learn_first_try(
     policy: &DriftPolicy,
 ) -> Option<(DriftFinding, bool)> {
     let observe = |arm: &mut crate::arm::Arm| {
-        if r.status == Status::Cancelled {
+        if r.status == Status::Cancelled || !learned.outcome {
             return None;
         }
         let (s, f) = (arm.sums.successes * scale, arm.sums.failures * scale);
@@ -525,13 +569,13 @@ fn learn_retry(
         // A retry arm's cost ratio holds the retries' efforts (billed over the first-try
         // typical cost): what a retry in this bucket costs relative to a first try.
         let add_effort = |a: &mut crate::arm::Arm| {
-            if let Some(e) = effort {
+            if let Some(e) = effort.filter(|_| learned.measurements) {
                 a.sums.cost_ratio.add_ratio(w, e.exp(), 1.0);
             }
         };
         for class in [ALL_CLASSES, class] {
             table.with_arm(ArmKey { model, role, class }, |a| {
-                Learned::add_outcome(&mut a.sums, r, w);
+                learned.add_outcome(&mut a.sums, r, w);
                 add_effort(a);
             });
         }
@@ -542,7 +586,7 @@ fn learn_retry(
             class: ALL_CLASSES,
         };
         table.with_arm(key, |a| {
-            if let Some(p) = predicted {
+            if let Some(p) = predicted.filter(|_| learned.outcome) {
                 if r.status == Status::Success {
                     a.sums.successes += w;
                 }
@@ -605,6 +649,9 @@ struct Learned {
     ratio_in: (f64, f64),
     ratio_out: (f64, f64),
     cost: (f64, f64),
+    /// Which parts the report teaches (`Report::learn`).
+    outcome: bool,
+    measurements: bool,
 }
 
 impl Learned {
@@ -635,6 +682,8 @@ impl Learned {
             ratio_in: (r.input_tokens as f64, r.est_input_tokens as f64),
             ratio_out: (r.output_tokens as f64, r.est_output_tokens as f64),
             cost: (r.cost_usd.unwrap_or(0.0), list),
+            outcome: r.learn != Learn::Measurements,
+            measurements: r.learn != Learn::Outcome,
         }
     }
 
@@ -643,11 +692,14 @@ impl Learned {
     /// steps; latency also from timeouts (a timeout is real waiting), never from errors (those
     /// fail fast). A zero (unreported) measurement feeds nothing.
     fn add_to(&self, s: &mut Sums, r: &Report, w: f64) {
-        Self::add_outcome(s, r, w);
+        self.add_outcome(s, r, w);
         self.add_measurements(s, r, w);
     }
 
-    fn add_outcome(s: &mut Sums, r: &Report, w: f64) {
+    fn add_outcome(&self, s: &mut Sums, r: &Report, w: f64) {
+        if !self.outcome {
+            return;
+        }
         match r.status {
             Status::Success => s.successes += w,
             Status::Failure | Status::Error | Status::Timeout => s.failures += w,
@@ -656,6 +708,9 @@ impl Learned {
     }
 
     fn add_measurements(&self, s: &mut Sums, r: &Report, w: f64) {
+        if !self.measurements {
+            return;
+        }
         if matches!(r.status, Status::Success | Status::Failure) {
             s.ratio_in.add_ratio(w, self.ratio_in.0, self.ratio_in.1);
             s.ratio_out.add_ratio(w, self.ratio_out.0, self.ratio_out.1);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use _core::{Core, Report, Request, Role, Status};
+use _core::{Core, Learn, Report, Request, Role, Status};
 use common::{catalog_json, core, feed, report, req, EXECUTOR};
 
 #[test]
@@ -659,4 +659,56 @@ fn retry_cost_follows_what_retries_billed() {
     // No retry evidence after short failures: the first-try estimate.
     let mid_easy = retry_estimate(&c, "mid", Some(-1.0)).cost_usd;
     assert!((mid_easy - first("mid")).abs() < 1e-12, "{mid_easy}");
+}
+
+#[test]
+fn a_completed_call_teaches_measurements_and_its_verdict_the_outcome() {
+    let c = core();
+    let first = |c: &Core| {
+        let e = c.estimate(&req(0.0)).unwrap();
+        let x = e.into_iter().find(|x| x.model == "cheap").unwrap();
+        (x.success_probability, x.cost_usd)
+    };
+    let (p0, cost0) = first(&c);
+    // Dispatch: the call completed (status SUCCESS) but nobody knows yet whether the step did.
+    for _ in 0..20 {
+        let r = Report {
+            learn: Learn::Measurements,
+            ..billed("cheap", Status::Success, 2.0)
+        };
+        c.report(&r).unwrap();
+    }
+    let (p1, cost1) = first(&c);
+    assert!((p1 - p0).abs() < 1e-12, "no outcome learned: {p0} -> {p1}");
+    assert!(
+        cost1 > 1.8 * cost0,
+        "measurements learned: {cost0} -> {cost1}"
+    );
+    // The harness's verdicts: the steps failed. The outcome is learned, the cost is not again,
+    // and the measurements passed along still give each step's effort.
+    for _ in 0..20 {
+        let r = Report {
+            learn: Learn::Outcome,
+            ..billed("cheap", Status::Failure, 2.0)
+        };
+        let effort = c.report(&r).unwrap().unwrap();
+        assert!(effort.abs() < 0.2, "{effort}");
+    }
+    let (p2, cost2) = first(&c);
+    assert!(p2 < 0.3 && p2 < p0, "{p0} -> {p2}");
+    assert!((cost2 - cost1).abs() < 1e-12, "{cost1} -> {cost2}");
+    // A verdict never moves a breaker: the call was counted when it was made.
+    for _ in 0..3 {
+        let r = Report {
+            learn: Learn::Outcome,
+            ..report("mid", "edit", Status::Error, 0.0)
+        };
+        c.report(&r).unwrap();
+    }
+    assert!(
+        c.drain_events().iter().all(|e| e.kind != "breaker_open"),
+        "a verdict opened a breaker"
+    );
+    let e = Learn::parse("verdict").unwrap_err().to_string();
+    assert!(e.starts_with("learn") && e.contains("outcome"), "{e}");
 }

@@ -110,6 +110,7 @@ class Core:
         latency_ms: float = 0.0, weight: float = 1.0,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
         cost_usd: float | None = None, attempt: int = 1, failed_effort: float | None = None,
+        learn: str = "all",
     ) -> float | None:
         """Learn from one step; returns its effort: ln(billed cost / the model's typical cost at
         the step's estimates), read before this step is learned (None for ERROR, TIMEOUT,
@@ -119,7 +120,10 @@ class Core:
         latency teach the first-try levels either way. `failed_effort` is the mean effort of the
         job's failed tries the retry was routed with (Request.failed_effort): the outcome also
         teaches that effort bucket's retry arms (above 0: after a long failure; else a short one),
-        and the retry arms learn what retries bill against the typical first try. SUCCESS counts
+        and the retry arms learn what retries bill against the typical first try. `learn`: "all";
+        "measurements" (tokens, cost, latency only: a call that completed before its step's verdict
+        is known); "outcome" (the verdict on such a call: success only; breakers untouched; the
+        measurements passed give the effort only). Anything else raises CoreError naming `learn`. SUCCESS counts
         as success; FAILURE, ERROR, TIMEOUT as failure;
         CANCELLED is ignored. ERROR/TIMEOUT also feed the model and provider breakers.
 

@@ -75,20 +75,23 @@ class RoutingCore:
         cached_input_tokens: int, output_tokens: int, latency_ms: float, now: float,
         est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
         cost_usd: float | None = None, attempt: int = 1, failed_effort: float | None = None,
+        learn: str = "all",
     ) -> float | None:
         """Learn from one step. Zero tokens / latency mean "not reported" (nothing learned from
         them). Pass the decision's estimates so the core learns actual/estimated token ratios,
         and the provider-billed `cost_usd` when known (it learns billed/list-price). `attempt` is
         the decision's attempt: outcomes of attempts > 1 teach the core's retry arms, and
         `failed_effort` the one it was routed with. Returns the step's effort (ln of billed over
-        the model's typical cost; None when not measurable), for the job's next retry."""
+        the model's typical cost; None when not measurable), for the job's next retry. `learn`:
+        "all", "measurements" (a call that completed, verdict pending) or "outcome" (the verdict
+        on such a call)."""
         return self._core.report(
             model=model, role=role, task_class=task_class, status=status,
             input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
             output_tokens=output_tokens, latency_ms=latency_ms, now=now,
             est_input_tokens=est_input_tokens, est_output_tokens=est_output_tokens,
             est_cached_input_tokens=est_cached_input_tokens, cost_usd=cost_usd, attempt=max(1, attempt),
-            failed_effort=failed_effort,
+            failed_effort=failed_effort, learn=learn,
         )
 
     def complete_job(

@@ -265,7 +265,11 @@ async def _settle_shielded(app: App, who: Principal, call: _Call, status: int) -
 
 
 async def _settle(app: App, who: Principal, call: _Call, status: int) -> None:
-    """Report this call's outcome exactly once; a failure to settle is logged, never raised mid-stream."""
+    """Report this call's outcome exactly once; a failure to settle is logged, never raised mid-stream.
+
+    A call that completed (SUCCESS) settles with its step verdict pending: the provider answered,
+    but only the harness knows whether the step succeeded (ReportOutcome with this decision_id).
+    Errors, timeouts and cancellations are the call's own outcome and are learned as such."""
     if call.settled:
         return
     call.settled = True
@@ -277,7 +281,7 @@ async def _settle(app: App, who: Principal, call: _Call, status: int) -> None:
             decision_id=call.decision.decision_id, status=status, input_tokens=u.input_tokens,
             cached_input_tokens=min(u.cached_input_tokens, u.input_tokens), output_tokens=u.output_tokens,
             latency_ms=(now - call.started) * 1000, model_id=call.decision.model.model_id,
-            time_to_first_token_ms=ttft,
+            time_to_first_token_ms=ttft, verdict_pending=status == SUCCESS,
         ))
         call.charged_usd = res.charged_usd
     except Exception:

@@ -162,6 +162,9 @@ class OutcomeInput:
     model_id: str = ""
     cost_usd: float | None = None
     time_to_first_token_ms: float = 0.0
+    # Dispatch settling a call that completed (status SUCCESS): the step's verdict is the
+    # harness's, so only usage and latency are learned now (see routing.report_outcome).
+    verdict_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,8 @@ class OutcomeResult:
     charged_usd: float
     released_usd: float
     duplicate: bool
+    # The report was the verdict on a call Dispatch had settled: learned, not charged again.
+    verdict: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,10 @@ from modelyard.auth import Principal
 from modelyard.budget import Headroom, WindowLimit, headroom, limits_for
 from modelyard.domain import (
     CANCELLED,
+    FAILURE,
     JOB_ABANDONED,
     JOB_SUCCEEDED,
+    SUCCESS,
     WINDOW_NAMES,
     CandidateView,
     Decision,
@@ -40,6 +42,8 @@ from modelyard.policy import narrow
 from modelyard.pricing import call_cost_usd
 from modelyard.runtime import Runtime, TenantRuntime
 from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reservation
+from modelyard.store.base import VERDICT_PENDING, DecisionRecord
+from modelyard.store.summary import released_micros
 from modelyard.telemetry import rpc as telemetry
 
 
@@ -202,9 +206,12 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
     cost = req.cost_usd if req.cost_usd is not None else call_cost_usd(
         model.price, req.input_tokens, req.cached_input_tokens, req.output_tokens)
     now = app.clock()
+    if record.status == VERDICT_PENDING and not req.verdict_pending and req.status in (SUCCESS, FAILURE):
+        return await _verdict(app, who, req, record, now)
     try:
         result = await app.store.settle(
-            req.decision_id, who.tenant, actual_micros=usd_to_micros(cost), status=req.status,
+            req.decision_id, who.tenant, actual_micros=usd_to_micros(cost),
+            status=VERDICT_PENDING if req.verdict_pending else req.status,
             model_used=model_used, input_tokens=req.input_tokens,
             cached_input_tokens=req.cached_input_tokens, output_tokens=req.output_tokens,
             latency_ms=req.latency_ms, now=now,
@@ -228,12 +235,41 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
                 est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
                 est_cached_input_tokens=routed.est_cached_input_tokens, cost_usd=req.cost_usd,
                 attempt=routed.attempt, failed_effort=routed.failed_effort,
+                learn="measurements" if req.verdict_pending else "all",
             )
             app.drain_core_events(core)
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status, effort)
     outcome = OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
         released_usd=micros_to_usd(result.released_micros), duplicate=result.duplicate,
+    )
+    telemetry.on_outcome(who, req, record, model_used, outcome)
+    return outcome
+
+
+async def _verdict(app: App, who: Principal, req: OutcomeInput, record: DecisionRecord, now: float) -> OutcomeResult:
+    """The harness's verdict on a call Dispatch completed and settled: the core learns the step's
+    outcome (its usage was learned at settlement), once; nothing is charged again."""
+    model_used = record.model_used or record.model
+    first = await app.store.record_verdict(req.decision_id, who.tenant, req.status)
+    if first:
+        routed = Decision.from_payload(record.payload)
+        core = app.core_for(who.tenant)
+        # The settled usage goes along only for the step's effort (learn="outcome" learns no usage).
+        effort = core.report(
+            model=model_used, role=record.role, task_class=record.task_class, status=req.status,
+            input_tokens=record.input_tokens, cached_input_tokens=record.cached_input_tokens,
+            output_tokens=record.output_tokens, latency_ms=record.latency_ms, now=now,
+            est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
+            est_cached_input_tokens=routed.est_cached_input_tokens, attempt=routed.attempt,
+            failed_effort=routed.failed_effort, learn="outcome",
+        )
+        app.drain_core_events(core)
+        app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status, effort)
+    outcome = OutcomeResult(
+        decision_id=req.decision_id, charged_usd=micros_to_usd(record.charged_micros),
+        released_usd=micros_to_usd(released_micros(record.estimate_micros, record.charged_micros)),
+        duplicate=not first, verdict=first,
     )
     telemetry.on_outcome(who, req, record, model_used, outcome)
     return outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelyard.store import FailOpenStore, RedisStore, StoreUnavailable, Window
+from modelyard.store.base import VERDICT_PENDING
 from tests.helpers import free_port
 from tests.redis_fixtures import RedisServer
 from tests.store.store_helpers import T0, limits, reservation, settle, usage_of
@@ -40,4 +41,21 @@ async def test_recovered_store_is_used_again(redis_server: RedisServer):
     assert (await settle(store, local.decision_id, 5)).charged_micros == 5  # settled locally
     assert (await settle(store, shared.decision_id, 20)).charged_micros == 20
     assert [e.decision_id for e in await store.ledger()] == [shared.decision_id]
+    await store.close()
+
+
+async def test_a_verdict_on_a_locally_settled_dispatch_call_is_given_once():
+    store = FailOpenStore(RedisStore(f"redis://127.0.0.1:{free_port()}/0"), cap_micros=1000)
+    await store.open()
+    pending, _ = await store.reserve(reservation(100), limits(), T0)
+    plain, _ = await store.reserve(reservation(100), limits(), T0)
+    await settle(store, pending.decision_id, 80, status=VERDICT_PENDING)
+    await settle(store, plain.decision_id, 80)
+    assert await store.record_verdict(pending.decision_id, "acme", 2)
+    assert not await store.record_verdict(pending.decision_id, "acme", 1)
+    assert not await store.record_verdict(plain.decision_id, "acme", 2)
+    with pytest.raises(StoreUnavailable):  # not held here: only the (down) store could say
+        await store.record_verdict(pending.decision_id, "beta", 2)
+    got = await store.get_decision(pending.decision_id, "acme")
+    assert got is not None and got.status == 2
     await store.close()

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
+from modelyard.store.base import VERDICT_PENDING
 from tests.store.conftest import StoreFactory
 from tests.store.store_helpers import T0, ledger_total, limits, reservation, settle, usage_of
 
@@ -123,3 +124,23 @@ async def test_reopen_keeps_everything(make_store: StoreFactory):
         assert (await settle(second, settled.decision_id, 60)).duplicate
     finally:
         await second.close()
+
+
+async def test_a_pending_verdict_is_given_once_and_only_to_its_own_decision(store: Store):
+    """Dispatch settles a completed call as VERDICT_PENDING; the harness's verdict replaces that
+    status exactly once, and nothing else can be given a verdict."""
+    pending, _ = await store.reserve(reservation(100), limits(), T0)
+    plain, _ = await store.reserve(reservation(100), limits(), T0)
+    still_open, _ = await store.reserve(reservation(100), limits(), T0)
+    await settle(store, pending.decision_id, 80, status=VERDICT_PENDING)
+    await settle(store, plain.decision_id, 80, status=1)
+    assert not await store.record_verdict(pending.decision_id, "beta", 2), "another tenant's decision"
+    assert await store.record_verdict(pending.decision_id, "acme", 2)
+    assert not await store.record_verdict(pending.decision_id, "acme", 1), "a second verdict"
+    for other in (plain.decision_id, still_open.decision_id, "no-such-decision"):
+        assert not await store.record_verdict(other, "acme", 2), other
+    got = await store.get_decision(pending.decision_id, "acme")
+    assert got is not None and got.status == 2 and got.charged_micros == 80
+    assert (await store.get_decision(plain.decision_id, "acme")).status == 1  # type: ignore[union-attr]
+    # The charge stands as settled: the ledger holds one row per settled decision.
+    assert sorted(e.amount_micros for e in await store.ledger()) == [80, 80]

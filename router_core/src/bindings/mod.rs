@@ -11,7 +11,7 @@ mod types;
 use convert::{err, PyCoreError, PyRequest};
 use types::{PyArmStats, PyCandidate, PyDecision, PyEvent};
 
-use crate::{Core, Report, Role, Status};
+use crate::{Core, Learn, Report, Role, Status};
 
 /// Thread-safe router core. All state lives behind locks inside, so one instance serves many
 /// Python threads; every method releases the GIL while it works.
@@ -52,7 +52,7 @@ impl PyCore {
     #[pyo3(signature = (*, model, role, task_class, status, now, input_tokens=0,
         cached_input_tokens=0, output_tokens=0, latency_ms=0.0, weight=1.0, est_input_tokens=0,
         est_output_tokens=0, est_cached_input_tokens=0, cost_usd=None, attempt=1,
-        failed_effort=None))]
+        failed_effort=None, learn="all"))]
     fn report(
         &self,
         py: Python<'_>,
@@ -72,6 +72,7 @@ impl PyCore {
         cost_usd: Option<f64>,
         attempt: u32,
         failed_effort: Option<f64>,
+        learn: &str,
     ) -> PyResult<Option<f64>> {
         let r = Report {
             model,
@@ -90,6 +91,7 @@ impl PyCore {
             cost_usd,
             attempt: attempt.max(1),
             failed_effort,
+            learn: Learn::parse(learn).map_err(err)?,
         };
         py.allow_threads(|| self.inner.report(&r)).map_err(err)
     }

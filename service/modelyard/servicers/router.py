@@ -44,7 +44,8 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     ) -> router_pb2.OutcomeAck:
         res = await routing.report_outcome(self.app, principal(), convert.outcome_input(request))
         return router_pb2.OutcomeAck(decision_id=res.decision_id, charged_usd=res.charged_usd,
-                                     released_usd=res.released_usd, duplicate=res.duplicate)
+                                     released_usd=res.released_usd, duplicate=res.duplicate,
+                                     verdict=res.verdict)
 
     async def CompleteJob(
         self, request: router_pb2.JobOutcome, context: grpc.aio.ServicerContext

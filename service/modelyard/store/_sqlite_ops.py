@@ -16,6 +16,7 @@ from modelyard.store.base import (
     KEY,
     TENANT,
     UNLIMITED,
+    VERDICT_PENDING,
     BudgetExceeded,
     DecisionNotFound,
     DecisionRecord,
@@ -198,6 +199,14 @@ def settle(
         _close(conn, d, actual_micros, "settle", model_used, now)
         return SettleResult(decision_id, actual_micros,
                             released_micros(d.estimate_micros, actual_micros), duplicate=False)
+
+
+def record_verdict(conn: sqlite3.Connection, decision_id: str, tenant: str, status: int) -> bool:
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE decisions SET status = ? WHERE decision_id = ? AND tenant = ? AND settled = 1"
+            " AND status = ?", (status, decision_id, tenant, VERDICT_PENDING))
+        return cur.rowcount == 1
 
 
 def expire(conn: sqlite3.Connection, now: float, *, charge: bool) -> int:

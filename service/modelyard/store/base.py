@@ -50,7 +50,8 @@ class DecisionRecord:
     """A stored decision with its settlement state.
 
     `settled` is set by settle(); `expired` by expire() (then `charged_micros` is the estimate if
-    the expiry charged it, else 0). `status` is 0 until settled, then the outcome status 1..5.
+    the expiry charged it, else 0). `status` is 0 until settled, then the outcome status 1..5, or
+    VERDICT_PENDING for a Dispatch call that completed until record_verdict() gives its verdict.
     """
 
     request_id: str
@@ -183,6 +184,11 @@ class JobNotFound(StoreError):
     """No decision was ever routed for this tenant's job id."""
 
 
+# Stored status of a decision whose call completed (Dispatch) and whose step verdict is the
+# harness's to give (record_verdict); never accepted from a client (not an OutcomeStatus).
+VERDICT_PENDING = 6
+
+
 class Store(Protocol):
     """Budget counters, decisions, ledger, job summaries and learned state; see each method."""
 
@@ -222,6 +228,12 @@ class Store(Protocol):
         Idempotent: a settled or expired decision yields duplicate=True and changes nothing.
         Raises DecisionNotFound for an unknown id or another tenant's id.
         """
+        ...
+
+    async def record_verdict(self, decision_id: str, tenant: str, status: int) -> bool:
+        """Atomically replace the status of a decision settled as VERDICT_PENDING with `status` (the
+        harness's verdict on a Dispatch call). True the first time; False, changing nothing, for
+        any other decision (unknown, another tenant's, open, expired, or given a verdict already)."""
         ...
 
     async def expire(self, now: float, *, charge: bool) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from modelyard.store.base import (
+    VERDICT_PENDING,
     DecisionRecord,
     JobRecord,
     LedgerEntry,
@@ -108,6 +109,15 @@ class FailOpenStore:
                     decision_id, actual_micros, tenant, rec.key_id)
         return SettleResult(decision_id, actual_micros, released_micros(rec.estimate_micros, actual_micros),
                             duplicate=False)
+
+    async def record_verdict(self, decision_id: str, tenant: str, status: int) -> bool:
+        rec = self._mine(decision_id, tenant)
+        if rec is None:
+            return await self.inner.record_verdict(decision_id, tenant, status)
+        if not rec.settled or rec.status != VERDICT_PENDING:
+            return False
+        self._local[decision_id] = replace(rec, status=status)
+        return True
 
     async def expire(self, now: float, *, charge: bool) -> int:
         return await self.inner.expire(now, charge=charge)

@@ -33,6 +33,7 @@ from modelyard.store.base import (
     KEY,
     TENANT,
     UNLIMITED,
+    VERDICT_PENDING,
     BudgetExceeded,
     DecisionNotFound,
     DecisionRecord,
@@ -56,6 +57,15 @@ CONNECT_TIMEOUT_S = 0.5
 RETRIES = 2  # after the first attempt; with the backoff below a dead Redis fails within ~3.5 s
 WAIT_TIMEOUT_MS = 500
 MAX_CONNECTIONS = 64
+
+
+# A Dispatch call's verdict: KEYS[1] the decision hash; ARGV[1] VERDICT_PENDING, ARGV[2] the
+# verdict. Changes the status only while it is pending, so the first verdict wins, atomically.
+VERDICT_LUA = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+return 1
+"""
 
 
 def _script(name: str) -> str:
@@ -88,6 +98,7 @@ class RedisStore:
             self._r = aioredis.Redis(connection_pool=pool, retry=retry, retry_on_error=errors)
             self._reserve = self._r.register_script(self._reserve_src)
             self._close = self._r.register_script(self._close_src)
+            self._verdict = self._r.register_script(VERDICT_LUA)
         async with self._io() as r:
             await r.ping()
 
@@ -208,6 +219,13 @@ class RedisStore:
         estimate = d.estimate_micros if d else actual_micros
         return SettleResult(decision_id, actual_micros, released_micros(estimate, actual_micros),
                             duplicate=False)
+
+    async def record_verdict(self, decision_id: str, tenant: str, status: int) -> bool:
+        async with self._io() as red:
+            changed = await self._verdict(keys=[self.keys.dec(tenant, decision_id)],
+                                          args=[VERDICT_PENDING, status], client=red)
+        # (the hash's key carries the tenant: another tenant's id names a key that does not exist)
+        return bool(changed)
 
     async def expire(self, now: float, *, charge: bool) -> int:
         k, closed = self.keys, 0

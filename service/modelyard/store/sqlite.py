@@ -264,6 +264,9 @@ class SqliteStore:
             output_tokens=output_tokens, latency_ms=latency_ms, now=now,
         ), decision_id, tenant)
 
+    async def record_verdict(self, decision_id: str, tenant: str, status: int) -> bool:
+        return await self._submit(DURABLE, ops.record_verdict, decision_id, tenant, status)
+
     async def expire(self, now: float, *, charge: bool) -> int:
         return await self._run(ops.expire, now, charge=charge)
 

@@ -150,7 +150,8 @@ def on_outcome(who: Principal, req: OutcomeInput, record: DecisionRecord, model_
     tel = _current.get()
     if tel is None:
         return
-    status = STATUS_NAMES.get(req.status, str(req.status))
+    # A call Dispatch completed is counted as "completed"; its verdict, later, as success / failure.
+    status = "completed" if req.verdict_pending else STATUS_NAMES.get(req.status, str(req.status))
     role = role_name(record.role)
     span = trace.get_current_span()
     if span.is_recording():
@@ -158,13 +159,19 @@ def on_outcome(who: Principal, req: OutcomeInput, record: DecisionRecord, model_
             sc.MY_TENANT: who.tenant, sc.MY_KEY_ID: who.key_id, sc.MY_JOB_ID: record.job_id,
             sc.MY_DECISION_ID: req.decision_id, sc.MY_ROLE: role, sc.MY_MODEL: model_used,
             sc.MY_OUTCOME_STATUS: status, sc.MY_CHARGED: result.charged_usd, sc.MY_RELEASED: result.released_usd,
-            sc.MY_DUPLICATE: result.duplicate, sc.GEN_AI_USAGE_COST: result.charged_usd,
+            sc.MY_DUPLICATE: result.duplicate,
+            # a verdict's call was charged, and its span costed, when Dispatch settled it
+            sc.GEN_AI_USAGE_COST: 0.0 if result.verdict else result.charged_usd,
             sc.MY_INPUT_TOKENS: req.input_tokens, sc.MY_OUTPUT_TOKENS: req.output_tokens,
-            sc.MY_LATENCY_MS: req.latency_ms,
+            sc.MY_LATENCY_MS: req.latency_ms, sc.MY_VERDICT: result.verdict,
         })
     if result.duplicate:
         return
     m = tel.metrics
+    if result.verdict:  # the call's spend and latency were counted when Dispatch settled it
+        m.outcomes.add(1, {sc.LABEL_TENANT: who.tenant, sc.LABEL_MODEL: model_used, sc.LABEL_ROLE: role,
+                           sc.LABEL_STATUS: status})
+        return
     m.outcomes.add(1, {sc.LABEL_TENANT: who.tenant, sc.LABEL_MODEL: model_used, sc.LABEL_ROLE: role,
                        sc.LABEL_STATUS: status})
     # Spend belongs to the key that routed the step, which may differ from the one reporting it.

@@ -337,6 +337,11 @@ class DispatchOutcome(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     status: _types_pb2.OutcomeStatus.ValueType
+    """SUCCESS: the call completed (the provider answered); not a verdict on the step, which the
+    harness gives with ReportOutcome(decision_id). Until then the router learns nothing about
+    the model's success from this call, only its usage, cost and latency (and the job's outcome
+    from CompleteJob).
+    """
     cost_usd: _builtins.float
     latency_ms: _builtins.float
     time_to_first_token_ms: _builtins.float
@@ -461,12 +466,17 @@ class OutcomeAck(_message.Message):
     CHARGED_USD_FIELD_NUMBER: _builtins.int
     RELEASED_USD_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     charged_usd: _builtins.float
     released_usd: _builtins.float
     """Reserved amount given back to the budget."""
     duplicate: _builtins.bool
     """An earlier report for this decision_id was already applied; nothing changed."""
+    verdict: _builtins.bool
+    """This report was the verdict on a call Dispatch had completed and settled: the router learned
+    the step's success or failure; nothing was charged again.
+    """
     def __init__(
         self,
         *,
@@ -474,10 +484,11 @@ class OutcomeAck(_message.Message):
         charged_usd: _builtins.float = ...,
         released_usd: _builtins.float = ...,
         duplicate: _builtins.bool = ...,
+        verdict: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged_usd", b"charged_usd", "decision_id", b"decision_id", "duplicate", b"duplicate", "released_usd", b"released_usd"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["charged_usd", b"charged_usd", "decision_id", b"decision_id", "duplicate", b"duplicate", "released_usd", b"released_usd", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -70,13 +70,16 @@ class RouterServicer:
 
     def Dispatch(self, request, context):
         """Route, then call the chosen model and stream its answer, falling back on provider errors.
+        Dispatch settles each call's budget and teaches its usage and latency itself; whether the
+        step succeeded is the harness's to say: ReportOutcome(decision_id, SUCCESS or FAILURE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReportOutcome(self, request, context):
-        """Report what happened to a routed step. Idempotent on decision_id.
+        """Report what happened to a routed step. Idempotent on decision_id. For a call Dispatch made
+        and settled, it gives the step's verdict (SUCCESS or FAILURE; usage not needed), once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

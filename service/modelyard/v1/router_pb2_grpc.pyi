@@ -36,9 +36,14 @@ class RouterStub:
     Route: _grpc.UnaryUnaryMultiCallable[_router_pb2.RouteRequest, _router_pb2.RouteDecision]
     """Pick a model for one step. Idempotent on request_id."""
     Dispatch: _grpc.UnaryStreamMultiCallable[_router_pb2.DispatchRequest, _router_pb2.DispatchEvent]
-    """Route, then call the chosen model and stream its answer, falling back on provider errors."""
+    """Route, then call the chosen model and stream its answer, falling back on provider errors.
+    Dispatch settles each call's budget and teaches its usage and latency itself; whether the
+    step succeeded is the harness's to say: ReportOutcome(decision_id, SUCCESS or FAILURE).
+    """
     ReportOutcome: _grpc.UnaryUnaryMultiCallable[_router_pb2.OutcomeReport, _router_pb2.OutcomeAck]
-    """Report what happened to a routed step. Idempotent on decision_id."""
+    """Report what happened to a routed step. Idempotent on decision_id. For a call Dispatch made
+    and settled, it gives the step's verdict (SUCCESS or FAILURE; usage not needed), once.
+    """
     CompleteJob: _grpc.UnaryUnaryMultiCallable[_router_pb2.JobOutcome, _router_pb2.JobSummary]
     """The job finished or was abandoned; credits its decisions and returns its cost."""
 
@@ -50,9 +55,14 @@ class RouterAsyncStub(RouterStub):
     Route: _aio.UnaryUnaryMultiCallable[_router_pb2.RouteRequest, _router_pb2.RouteDecision]  # type: ignore[assignment]
     """Pick a model for one step. Idempotent on request_id."""
     Dispatch: _aio.UnaryStreamMultiCallable[_router_pb2.DispatchRequest, _router_pb2.DispatchEvent]  # type: ignore[assignment]
-    """Route, then call the chosen model and stream its answer, falling back on provider errors."""
+    """Route, then call the chosen model and stream its answer, falling back on provider errors.
+    Dispatch settles each call's budget and teaches its usage and latency itself; whether the
+    step succeeded is the harness's to say: ReportOutcome(decision_id, SUCCESS or FAILURE).
+    """
     ReportOutcome: _aio.UnaryUnaryMultiCallable[_router_pb2.OutcomeReport, _router_pb2.OutcomeAck]  # type: ignore[assignment]
-    """Report what happened to a routed step. Idempotent on decision_id."""
+    """Report what happened to a routed step. Idempotent on decision_id. For a call Dispatch made
+    and settled, it gives the step's verdict (SUCCESS or FAILURE; usage not needed), once.
+    """
     CompleteJob: _aio.UnaryUnaryMultiCallable[_router_pb2.JobOutcome, _router_pb2.JobSummary]  # type: ignore[assignment]
     """The job finished or was abandoned; credits its decisions and returns its cost."""
 
@@ -73,7 +83,10 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
         request: _router_pb2.DispatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_router_pb2.DispatchEvent], _abc.AsyncIterator[_router_pb2.DispatchEvent]]:
-        """Route, then call the chosen model and stream its answer, falling back on provider errors."""
+        """Route, then call the chosen model and stream its answer, falling back on provider errors.
+        Dispatch settles each call's budget and teaches its usage and latency itself; whether the
+        step succeeded is the harness's to say: ReportOutcome(decision_id, SUCCESS or FAILURE).
+        """
 
     @_abc_1.abstractmethod
     def ReportOutcome(
@@ -81,7 +94,9 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
         request: _router_pb2.OutcomeReport,
         context: _ServicerContext,
     ) -> _typing.Union[_router_pb2.OutcomeAck, _abc.Awaitable[_router_pb2.OutcomeAck]]:
-        """Report what happened to a routed step. Idempotent on decision_id."""
+        """Report what happened to a routed step. Idempotent on decision_id. For a call Dispatch made
+        and settled, it gives the step's verdict (SUCCESS or FAILURE; usage not needed), once.
+        """
 
     @_abc_1.abstractmethod
     def CompleteJob(
