@@ -226,18 +226,9 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
                         reserved=-record.estimate_micros, spent=result.charged_micros)
         app.stats.outcomes += 1
         if req.status != CANCELLED:
-            routed = Decision.from_payload(record.payload)
-            core = app.core_for(who.tenant)
-            effort = core.report(
-                model=model_used, role=record.role, task_class=record.task_class, status=req.status,
-                input_tokens=req.input_tokens, cached_input_tokens=req.cached_input_tokens,
-                output_tokens=req.output_tokens, latency_ms=req.latency_ms, now=now,
-                est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
-                est_cached_input_tokens=routed.est_cached_input_tokens, cost_usd=req.cost_usd,
-                attempt=routed.attempt, failed_effort=routed.failed_effort,
-                learn="measurements" if req.verdict_pending else "all",
-            )
-            app.drain_core_events(core)
+            usage = (req.input_tokens, req.cached_input_tokens, req.output_tokens, req.latency_ms)
+            effort = _teach(app, who, record, model_used, req.status, usage, req.cost_usd, now,
+                            learn="measurements" if req.verdict_pending else "all")
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status, effort)
     outcome = OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(result.charged_micros),
@@ -247,24 +238,35 @@ async def report_outcome(app: App, who: Principal, req: OutcomeInput) -> Outcome
     return outcome
 
 
+def _teach(
+    app: App, who: Principal, record: DecisionRecord, model: str, status: int,
+    usage: tuple[int, int, int, float], cost_usd: float | None, now: float, *, learn: str,
+) -> float | None:
+    """One report to the tenant's core, with what the decision was routed with (estimates,
+    attempt, failed effort); returns the step's effort."""
+    routed = Decision.from_payload(record.payload)
+    core = app.core_for(who.tenant)
+    input_tokens, cached_input_tokens, output_tokens, latency_ms = usage
+    effort = core.report(
+        model=model, role=record.role, task_class=record.task_class, status=status,
+        input_tokens=input_tokens, cached_input_tokens=cached_input_tokens, output_tokens=output_tokens,
+        latency_ms=latency_ms, now=now, est_input_tokens=routed.est_input_tokens,
+        est_output_tokens=routed.est_output_tokens, est_cached_input_tokens=routed.est_cached_input_tokens,
+        cost_usd=cost_usd, attempt=routed.attempt, failed_effort=routed.failed_effort, learn=learn,
+    )
+    app.drain_core_events(core)
+    return effort
+
+
 async def _verdict(app: App, who: Principal, req: OutcomeInput, record: DecisionRecord, now: float) -> OutcomeResult:
     """The harness's verdict on a call Dispatch completed and settled: the core learns the step's
     outcome (its usage was learned at settlement), once; nothing is charged again."""
     model_used = record.model_used or record.model
     first = await app.store.record_verdict(req.decision_id, who.tenant, req.status)
     if first:
-        routed = Decision.from_payload(record.payload)
-        core = app.core_for(who.tenant)
         # The settled usage goes along only for the step's effort (learn="outcome" learns no usage).
-        effort = core.report(
-            model=model_used, role=record.role, task_class=record.task_class, status=req.status,
-            input_tokens=record.input_tokens, cached_input_tokens=record.cached_input_tokens,
-            output_tokens=record.output_tokens, latency_ms=record.latency_ms, now=now,
-            est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
-            est_cached_input_tokens=routed.est_cached_input_tokens, attempt=routed.attempt,
-            failed_effort=routed.failed_effort, learn="outcome",
-        )
-        app.drain_core_events(core)
+        usage = (record.input_tokens, record.cached_input_tokens, record.output_tokens, record.latency_ms)
+        effort = _teach(app, who, record, model_used, req.status, usage, None, now, learn="outcome")
         app.jobs.observe(who.tenant, record.job_id, record.role, model_used, req.status, effort)
     outcome = OutcomeResult(
         decision_id=req.decision_id, charged_usd=micros_to_usd(record.charged_micros),
