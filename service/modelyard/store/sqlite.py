@@ -265,7 +265,8 @@ class SqliteStore:
         ), decision_id, tenant)
 
     async def record_verdict(self, decision_id: str, tenant: str, status: int) -> bool:
-        return await self._submit(DURABLE, ops.record_verdict, decision_id, tenant, status)
+        # RELAXED: a verdict lost to a power cut costs one learning signal, not money.
+        return await self._submit(RELAXED, ops.record_verdict, decision_id, tenant, status)
 
     async def expire(self, now: float, *, charge: bool) -> int:
         return await self._run(ops.expire, now, charge=charge)
