@@ -21,8 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,7 @@ import grpc
 import yaml
 
 from bench.load import targets
-from bench.load.loadgen import median_runs, run_load
-from bench.load.service_load import WARMUP, measure_echo, route_request
+from bench.load.service_load import add_run_options, check_runs, measure_calls, measure_echo, route_request
 from modelyard.v1 import router_pb2_grpc
 
 CRATE = Path(__file__).resolve().parents[1] / "rust_front"
@@ -72,22 +70,15 @@ def rust_front(binary: Path, mode: str, catalog: Path, keys: Path, tmp: Path) ->
 
 async def measure_route(port: int, concs: list[int], requests: int, runs: int, limit: float) -> dict[str, Any]:
     meta = targets.bearer()
-    out: dict[str, Any] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = router_pb2_grpc.RouterStub(ch)
-        for c in concs:
-            summaries = []
-            for run in range(runs + 1):  # run 0 warms up
-                tag = uuid.uuid4().hex[:12]
 
-                async def call(i: int, tag: str = tag) -> None:
-                    await stub.Route(route_request(tag, i), metadata=meta, timeout=10)
+        def make_call(tag: str) -> Callable[[int], Awaitable[None]]:
+            async def call(i: int) -> None:
+                await stub.Route(route_request(tag, i), metadata=meta, timeout=10)
+            return call
 
-                s = await run_load(call, concurrency=c, requests=WARMUP if run == 0 else requests, time_limit_s=limit)
-                if run:
-                    summaries.append(s)
-            out[str(c)] = median_runs(summaries).as_dict()
-    return out
+        return await measure_calls(make_call, concs, requests, runs, limit)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -133,14 +124,9 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--concurrency", default="1,16")
-    ap.add_argument("--requests", type=int, default=1500)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--limit", type=float, default=60.0)
-    ap.add_argument("--json", action="store_true")
+    add_run_options(ap, concurrency="1,16", requests=1500)
     args = ap.parse_args()
-    if args.runs < 3:
-        ap.error("--runs must be at least 3 (medians of 3 or more runs are reported)")
+    check_runs(ap, args)
     result = run(args)
     if args.json:
         print(json.dumps(result))

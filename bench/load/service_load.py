@@ -14,7 +14,7 @@ import json
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,25 +79,51 @@ async def measure_modelyard(port: int, concs: list[int], requests: int, runs: in
     return out
 
 
+async def measure_calls(
+    make_call: Callable[[str], Callable[[int], Awaitable[None]]], concs: list[int], requests: int, runs: int,
+    limit: float,
+) -> dict[str, dict[str, float]]:
+    """Per concurrency: a warm-up run, then `runs` runs of `requests` calls of `make_call(tag)` (a fresh
+    tag per run, so request ids never repeat); the median summary."""
+    out: dict[str, dict[str, float]] = {}
+    for c in concs:
+        summaries = []
+        for run in range(runs + 1):
+            call = make_call(uuid.uuid4().hex[:12])
+            s = await run_load(call, concurrency=c, requests=WARMUP if run == 0 else requests, time_limit_s=limit)
+            if run:
+                summaries.append(s)
+        out[str(c)] = median_runs(summaries).as_dict()
+    return out
+
+
 async def measure_echo(port: int, concs: list[int], requests: int, runs: int, limit: float) -> dict[str, Any]:
     """The same client work (build + serialize a RouteRequest) against the bare echo server."""
-    out: dict[str, Any] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         echo = ch.unary_unary(ECHO_METHOD, request_serializer=router_pb2.RouteRequest.SerializeToString,
                               response_deserializer=router_pb2.RouteRequest.FromString)
-        for c in concs:
-            summaries = []
-            for run in range(runs + 1):
-                tag = uuid.uuid4().hex[:12]
 
-                async def call(i: int, tag: str = tag) -> None:
-                    await echo(route_request(tag, i), metadata=targets.bearer(), timeout=10)
+        def make_call(tag: str) -> Callable[[int], Awaitable[None]]:
+            async def call(i: int) -> None:
+                await echo(route_request(tag, i), metadata=targets.bearer(), timeout=10)
+            return call
 
-                s = await run_load(call, concurrency=c, requests=WARMUP if run == 0 else requests, time_limit_s=limit)
-                if run:
-                    summaries.append(s)
-            out[str(c)] = {"echo": median_runs(summaries).as_dict()}
-    return out
+        medians = await measure_calls(make_call, concs, requests, runs, limit)
+    return {c: {"echo": m} for c, m in medians.items()}
+
+
+def add_run_options(ap: argparse.ArgumentParser, *, concurrency: str, requests: int) -> None:
+    """The options every load benchmark here takes; `check_runs` enforces the medians rule."""
+    ap.add_argument("--concurrency", default=concurrency)
+    ap.add_argument("--requests", type=int, default=requests, help="calls per run per concurrency (bounded)")
+    ap.add_argument("--runs", type=int, default=3, help="runs per concurrency; medians are reported (>= 3)")
+    ap.add_argument("--limit", type=float, default=60.0, help="seconds a single run may take at most")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def check_runs(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.runs < 3:
+        ap.error("--runs must be at least 3 (medians of 3 or more runs are reported)")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -180,20 +206,15 @@ def table(result: dict[str, Any]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--concurrency", default="1,4,16,64")
-    ap.add_argument("--requests", type=int, default=2000, help="calls per run per concurrency (bounded)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per concurrency; medians are reported (>= 3)")
-    ap.add_argument("--limit", type=float, default=60.0, help="seconds a single run may take at most")
+    add_run_options(ap, concurrency="1,4,16,64", requests=2000)
     ap.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     ap.add_argument("--no-telemetry", action="store_true", help="run the server with telemetry off")
     ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM reference")
     ap.add_argument("--litellm-requests", type=int, default=500)
-    ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a directory holding an earlier `modelyard` package: measure it too, same run")
     args = ap.parse_args()
-    if args.runs < 3:
-        ap.error("--runs must be at least 3 (medians of 3 or more runs are reported)")
+    check_runs(ap, args)
     result = run(args)
     if args.json:
         print(json.dumps(result))
