@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from modelyard.telemetry import semconv as sc
-from modelyard.v1 import router_pb2_grpc
+from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 from tests.conftest import auth
 from tests.dispatch.conftest import OA_KEY, dispatch_config, outcome, request
 from tests.dispatch.fakes import FakeProvider, Step
@@ -49,3 +49,34 @@ def test_dispatch_exports_chat_spans(tmp_path: Path, fake_oa: FakeProvider, fake
     assert ok["attrs"][sc.GEN_AI_USAGE_COST] == pytest.approx(out.cost_usd)
     assert ok["attrs"][sc.MY_DECISION_ID] == out.decision_id
     assert OA_KEY not in str(got.raw_bytes())
+
+
+def test_a_completed_call_and_its_verdict_are_told_apart_in_telemetry(
+        tmp_path: Path, fake_oa: FakeProvider, fake_an: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call counts as 'completed'; the harness's verdict counts as 'failure' on its own span,
+    which carries no cost (the call's spend was counted once, when Dispatch settled it)."""
+    monkeypatch.setenv("MY_TEST_OA_KEY", OA_KEY)
+    fake_oa.set_script(Step(text="ok", usage=USAGE))
+    report = "/modelyard.v1.Router/ReportOutcome"
+    with GrpcReceiver() as receiver:
+        cfg = dispatch_config(tmp_path, fake_oa, fake_an, **{
+            "telemetry.enabled": True, "telemetry.otlp.endpoint": receiver.endpoint})
+        thread = ServerThread(cfg)
+        running = thread.start()
+        try:
+            with grpc.insecure_channel(running.address) as ch:
+                stub = router_pb2_grpc.RouterStub(ch)
+                out = outcome(list(stub.Dispatch(request(["oa-small"]), metadata=auth(), timeout=10)))
+                ack = stub.ReportOutcome(router_pb2.OutcomeReport(
+                    decision_id=out.decision_id, status=types_pb2.OUTCOME_STATUS_FAILURE), metadata=auth(), timeout=5)
+            assert ack.verdict
+            got = receiver.got
+            got.wait_for(lambda: {"completed", "failure"} <= {
+                p.get(sc.LABEL_STATUS) for p in got.metric_points().get(sc.METRIC_OUTCOMES, [])}
+                and any(s["name"] == report for s in got.spans()))
+        finally:
+            thread.stop()
+    [verdict] = [s for s in got.spans() if s["name"] == report]
+    assert verdict["attrs"][sc.MY_VERDICT] is True and verdict["attrs"][sc.MY_OUTCOME_STATUS] == "failure"
+    assert verdict["attrs"][sc.GEN_AI_USAGE_COST] == 0.0
+    assert verdict["attrs"][sc.MY_CHARGED] == pytest.approx(out.cost_usd)
