@@ -158,35 +158,44 @@ fn merging_replicas_equals_one_core_seeing_everything() {
     assert!(same_estimates(&a, &all, 6000.0));
 }
 
-#[test]
-fn version_2_snapshots_still_restore_and_cannot_hold_retry_arms() {
-    // First tries only: a v3 body without retry arms is exactly a v2 body.
-    let a = core_with(&[(0, 1, 0, 100.0, 10, 10.0), (1, 2, 1, 500.0, 20, 10.0)]);
-    let mut v2 = a.snapshot().unwrap();
-    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
+type Event = (usize, u8, usize, f64, u64, f64);
+
+/// A snapshot of `fits` relabelled as `version` restores to the same estimates; one of
+/// `too_new` (arms that version cannot hold) is refused, naming the role.
+fn older_version_restores_only_what_it_holds(version: u32, fits: &[Event], too_new: &[Event]) {
+    let as_version = |core: &Core| {
+        let mut bytes = core.snapshot().unwrap();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        bytes
+    };
+    let a = core_with(fits);
     let b = core_with(&[]);
-    b.restore(&v2).unwrap();
+    b.restore(&as_version(&a)).unwrap();
     assert!(same_estimates(&a, &b, 600.0));
-    let with_retry = core_with(&[(0, 2, 0, 100.0, 11, 10.0)]);
-    let mut bad = with_retry.snapshot().unwrap();
-    bad[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let e = b.restore(&bad).unwrap_err().to_string();
+    let e = b
+        .restore(&as_version(&core_with(too_new)))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("role"), "{e}");
 }
 
 #[test]
+fn version_2_snapshots_still_restore_and_cannot_hold_retry_arms() {
+    // First tries only: a body without retry arms is exactly a v2 body; out = 11 is a retry.
+    older_version_restores_only_what_it_holds(
+        2,
+        &[(0, 1, 0, 100.0, 10, 10.0), (1, 2, 1, 500.0, 20, 10.0)],
+        &[(0, 2, 0, 100.0, 11, 10.0)],
+    );
+}
+
+#[test]
 fn version_3_snapshots_still_restore_and_cannot_hold_effort_arms() {
-    // Retries without a known effort: a v4 body of them is exactly a v3 body.
-    let a = core_with(&[(0, 2, 0, 100.0, 11, 10.0), (1, 1, 1, 500.0, 20, 10.0)]);
-    let mut v3 = a.snapshot().unwrap();
-    v3[8..12].copy_from_slice(&3u32.to_le_bytes());
-    let b = core_with(&[]);
-    b.restore(&v3).unwrap();
-    assert!(same_estimates(&a, &b, 600.0));
-    // out = 9: attempt 2 with a known effort, so effort-bucketed retry arms.
-    let with_effort = core_with(&[(0, 2, 0, 100.0, 9, 10.0)]);
-    let mut bad = with_effort.snapshot().unwrap();
-    bad[8..12].copy_from_slice(&3u32.to_le_bytes());
-    let e = b.restore(&bad).unwrap_err().to_string();
-    assert!(e.contains("role"), "{e}");
+    // Retries without a known effort: a body of them is exactly a v3 body; out = 9 is a retry
+    // with a known effort, so effort-bucketed retry arms.
+    older_version_restores_only_what_it_holds(
+        3,
+        &[(0, 2, 0, 100.0, 11, 10.0), (1, 1, 1, 500.0, 20, 10.0)],
+        &[(0, 2, 0, 100.0, 9, 10.0)],
+    );
 }

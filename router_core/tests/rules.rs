@@ -332,16 +332,20 @@ fn set_catalog_keeps_learning() {
     assert!((c.estimate(&req(0.0)).unwrap()[0].evidence - 5.0).abs() < 1e-9);
 }
 
-fn p_of(c: &Core, class: &str, attempt: u32, model: &str) -> f64 {
-    let mut r = req(0.0);
-    r.task_class = class.into();
-    r.attempt = attempt;
-    c.estimate(&r)
+/// `model`'s candidate row for `r`.
+fn candidate(c: &Core, r: &Request, model: &str) -> _core::Candidate {
+    c.estimate(r)
         .unwrap()
         .into_iter()
         .find(|x| x.model == model)
         .unwrap()
-        .success_probability
+}
+
+fn p_of(c: &Core, class: &str, attempt: u32, model: &str) -> f64 {
+    let mut r = req(0.0);
+    r.task_class = class.into();
+    r.attempt = attempt;
+    candidate(c, &r, model).success_probability
 }
 
 #[test]
@@ -584,11 +588,7 @@ fn retry_estimate(c: &Core, model: &str, effort: Option<f64>) -> _core::Candidat
     let mut r = req(0.0);
     r.attempt = 2;
     r.failed_effort = effort;
-    c.estimate(&r)
-        .unwrap()
-        .into_iter()
-        .find(|x| x.model == model)
-        .unwrap()
+    candidate(c, &r, model)
 }
 
 #[test]
@@ -623,14 +623,7 @@ fn retries_after_long_and_short_failures_learn_apart() {
 #[test]
 fn retry_cost_follows_what_retries_billed() {
     let c = core();
-    let first = |m| {
-        c.estimate(&req(0.0))
-            .unwrap()
-            .into_iter()
-            .find(|x| x.model == m)
-            .unwrap()
-            .cost_usd
-    };
+    let first = |m| candidate(&c, &req(0.0), m).cost_usd;
     // cheap's first tries bill list price; its retries after long failures bill 4× that.
     for _ in 0..40 {
         c.report(&billed("cheap", Status::Success, 1.0)).unwrap();
@@ -665,8 +658,7 @@ fn retry_cost_follows_what_retries_billed() {
 fn a_completed_call_teaches_measurements_and_its_verdict_the_outcome() {
     let c = core();
     let first = |c: &Core| {
-        let e = c.estimate(&req(0.0)).unwrap();
-        let x = e.into_iter().find(|x| x.model == "cheap").unwrap();
+        let x = candidate(c, &req(0.0), "cheap");
         (x.success_probability, x.cost_usd)
     };
     let (p0, cost0) = first(&c);
