@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import hashlib
 import socket
 import subprocess
@@ -151,8 +152,25 @@ class ServerThread:
 
     def stop(self) -> None:
         if self.server is not None and self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(self.server.stop(grace=1), self.loop).result(30)
+            try:
+                asyncio.run_coroutine_threadsafe(self.server.stop(grace=1), self.loop).result(30)
+            except TimeoutError:
+                self._dump_stuck_state()
+                raise
         self._thread.join(30)
+
+    def _dump_stuck_state(self) -> None:
+        """A stop that hangs says where: every thread's stack and every task still on the server's loop."""
+        print("server stop did not finish within 30 s; threads and tasks follow", file=sys.stderr)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+
+        def tasks() -> None:
+            for task in asyncio.all_tasks(self.loop):
+                task.print_stack(file=sys.stderr)
+
+        with contextlib.suppress(Exception):
+            self.loop.call_soon_threadsafe(tasks)
+            time.sleep(0.5)
 
 
 def free_port() -> int:

@@ -11,6 +11,8 @@ import contextlib
 import gc
 import logging
 import signal
+import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import grpc
@@ -47,6 +49,24 @@ SERVICES = (
     budgets_pb2.DESCRIPTOR.services_by_name["Budgets"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name,
 )
+
+
+STAGE_TIMEOUT_S = 5.0  # a shutdown stage that takes longer is abandoned, logged, and the next one runs
+APP_STOP_TIMEOUT_S = 15.0  # saving a large learned state can take seconds
+
+
+async def _bounded(stage: str, aw: Awaitable[object], timeout_s: float) -> None:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(aw, timeout_s)
+    except TimeoutError:
+        log.error("shutdown: %s did not finish within %.0f s; going on without it", stage, timeout_s)
+    except Exception:
+        log.exception("shutdown: %s failed; going on", stage)
+    else:
+        took = time.monotonic() - started
+        if took > 1.0:
+            log.info("shutdown: %s took %.1f s", stage, took)
 
 
 class Server:
@@ -109,15 +129,22 @@ class Server:
             await self._stopped.wait()
             return
         self._stopping = True
-        await self.store_monitor.stop()
-        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         grace = self.app.runtime.config.server.shutdown_grace_s if grace is None else grace
-        await self.grpc.stop(grace)
-        await self.app.stop()
+        # Each stage has a bound, so one that hangs (a store that stopped answering, a stuck
+        # exporter) is named in the log and the rest of the shutdown still runs.
+        await _bounded("health", self._stop_health(), STAGE_TIMEOUT_S)
+        await _bounded("gRPC server", self.grpc.stop(grace), grace + STAGE_TIMEOUT_S)
+        await _bounded("app (saving learned state, closing the store)", self.app.stop(), APP_STOP_TIMEOUT_S)
         if self.telemetry is not None:
-            await asyncio.to_thread(self.telemetry.shutdown)
+            # telemetry.shutdown bounds itself (SHUTDOWN_TIMEOUT_S); this is a backstop.
+            await _bounded("telemetry", asyncio.to_thread(self.telemetry.shutdown),
+                           telemetry_setup.SHUTDOWN_TIMEOUT_S + STAGE_TIMEOUT_S)
         self._stopped.set()
         log.info("modelyard stopped")
+
+    async def _stop_health(self) -> None:
+        await self.store_monitor.stop()
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -109,3 +109,32 @@ def test_sighup_reloads_and_sigterm_drains_then_exits(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_shutdown_stage_that_hangs_is_named_and_the_stop_still_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+
+    from modelyard import server as server_module
+    from tests.helpers import ServerThread
+
+    monkeypatch.setattr(server_module, "STAGE_TIMEOUT_S", 0.5)
+    thread = ServerThread(write_config(tmp_path))
+    running = thread.start()
+    hung = asyncio.Event()  # never set: the store monitor's stop waits on it forever
+
+    async def stuck() -> None:
+        await hung.wait()
+
+    thread.server.store_monitor.stop = stuck
+    caplog.set_level("INFO", logger="modelyard")
+    started = time.monotonic()
+    thread.stop()
+    took = time.monotonic() - started
+    assert took < 5.0, f"stop took {took:.1f} s with one stage hung"
+    assert any("shutdown: health did not finish within" in r.getMessage() for r in caplog.records)
+    # the stages after the hung one ran: the gRPC server no longer answers and the store is closed
+    with grpc.insecure_channel(running.address) as ch, pytest.raises(grpc.RpcError):
+        _route(ch)
+    assert thread.server.app.store._thread is None
