@@ -1,17 +1,20 @@
 //! Hierarchical shrinkage: catalog prior → model → (model, role) → arm, for P(success) and for
 //! the learned log-ratios (tokens actual/estimated, cost billed/list-price).
 //!
-//! Each level's prior is the parent's posterior with its strength (pseudo-count) capped. The cap
-//! matters twice: a parent's sums include the child's own outcomes (they are counted at every
-//! level), and a model that is excellent on average must not drown an arm's few but specific
-//! outcomes: after about the cap's worth of own observations an arm's data weighs as much as
-//! everything it borrowed.
+//! Each level's prior is the parent's posterior with its strength (pseudo-count) capped. A level's
+//! stored sums hold its children's outcomes too (every outcome is added at every level), so pooling
+//! is leave-one-out: a parent lends only what it saw beyond the child it lends to (model minus
+//! (model, role), (model, role) minus the arm). Without that, one outcome was counted once per
+//! level and two early failures of a model weighed like six on its arms. The cap keeps a model that
+//! is excellent on average from drowning an arm's few but specific outcomes: after about the cap's
+//! worth of own observations an arm's data weighs as much as everything it borrowed.
 //!
 //! Ratios: root is ln r ~ (mean 0, variance 0) worth `RATIO_PRIOR_WEIGHT` observations (so thin
 //! evidence shrinks toward r = 1); each level averages its parent's (mean, variance) of ln r,
-//! weighted by the capped parent strength, with its own weighted moments; the prediction is the
-//! log-normal mean exp(μ + σ²/2) with σ² capped at `RATIO_VAR_CAP`. A continuous ratio is far
-//! more informative per observation than a Bernoulli outcome, hence the smaller `RATIO_POOL_CAP`.
+//! weighted by the capped parent strength, with its own weighted moments (leave-one-out like the
+//! success counts); the prediction is the log-normal mean exp(μ + σ²/2) with σ² capped at
+//! `RATIO_VAR_CAP`. A continuous ratio is far more informative per observation than a Bernoulli
+//! outcome, hence the smaller `RATIO_POOL_CAP`.
 
 use crate::arm::Hot;
 
@@ -54,6 +57,15 @@ impl Beta {
         }
     }
 
+    /// The posterior after adding what `parent` saw beyond `child` (leave-one-out pooling).
+    #[inline]
+    fn update_minus(self, parent: &Hot, child: &Hot, scale: f64) -> Self {
+        Self {
+            alpha: self.alpha + (parent.successes - child.successes).max(0.0) * scale,
+            beta: self.beta + (parent.failures - child.failures).max(0.0) * scale,
+        }
+    }
+
     /// This posterior turned into a child's prior (capped strength, same mean).
     #[inline]
     fn as_parent(self) -> Self {
@@ -82,12 +94,12 @@ pub fn catalog_prior(prior_success: f64, prior_strength: f64) -> Beta {
     }
 }
 
-/// Posterior of an arm given its pooled parents `[model, (model, role), arm]`; `scale` decays
-/// stored sums to now.
+/// Posterior of an arm given its pooled parents `[model, (model, role), arm]` (each level's sums
+/// include its children's, see the module doc); `scale` decays stored sums to now.
 #[inline]
 pub fn success_posterior(prior: Beta, lv: [&Hot; 3], scale: f64) -> Beta {
-    let model = prior.update(lv[0], scale);
-    let role = model.as_parent().update(lv[1], scale);
+    let model = prior.update_minus(lv[0], lv[1], scale);
+    let role = model.as_parent().update_minus(lv[1], lv[2], scale);
     role.as_parent().update(lv[2], scale)
 }
 
@@ -131,7 +143,9 @@ pub fn retry_posterior(normal: Beta, rho: f64, lv: [&Hot; 2], scale: f64) -> Bet
         alpha: m * s,
         beta: (1.0 - m) * s,
     };
-    base.update(lv[0], scale).as_parent().update(lv[1], scale)
+    base.update_minus(lv[0], lv[1], scale)
+        .as_parent()
+        .update(lv[1], scale)
 }
 
 /// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
@@ -154,7 +168,13 @@ pub fn pooled_log_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, 0.0, 0.0);
-    for level in levels {
+    for (i, level) in levels.iter().enumerate() {
+        // Leave-one-out: a parent lends only what its child did not see.
+        let level = if i < 2 {
+            &minus(level, levels[i + 1])
+        } else {
+            *level
+        };
         let w = level.w * scale;
         let n = strength + w;
         mu = (strength * mu + w * level.mean) / n;
@@ -162,6 +182,23 @@ pub fn pooled_log_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
         strength = n.min(RATIO_POOL_CAP);
     }
     (mu, var)
+}
+
+/// The moments of what `parent` saw beyond `child` (leave-one-out pooling of a ratio).
+fn minus(parent: &crate::arm::RatioHot, child: &crate::arm::RatioHot) -> crate::arm::RatioHot {
+    let w = parent.w - child.w;
+    if w <= 1e-9 * parent.w.max(1.0) {
+        return crate::arm::RatioHot::default();
+    }
+    let mean = (parent.w * parent.mean - child.w * child.mean) / w;
+    let m2 = (parent.w * (parent.var + parent.mean * parent.mean)
+        - child.w * (child.var + child.mean * child.mean))
+        / w;
+    crate::arm::RatioHot {
+        w,
+        mean,
+        var: (m2 - mean * mean).max(0.0),
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +252,35 @@ mod tests {
             let p = success_posterior(PRIOR, [&m, &r, &a], 1.0).mean();
             assert!(p >= lo && p <= hi, "{name}: {p}");
         }
+    }
+
+    #[test]
+    fn pooling_is_leave_one_out() {
+        // Two failures of one arm, stored (as the router stores them) at every level: they count
+        // once, so the arm sits where the catalog prior plus two failures puts it.
+        let two = arm(0.0, 2.0);
+        let p = success_posterior(PRIOR, [&two, &two, &two], 1.0);
+        let once = PRIOR.update(&two, 1.0);
+        assert!(
+            (p.mean() - once.mean()).abs() < 1e-12,
+            "{} {}",
+            p.mean(),
+            once.mean()
+        );
+        // Another class's outcomes at the (model, role) level are lent; the arm's are not lent back.
+        let role = arm(10.0, 2.0);
+        let p = success_posterior(PRIOR, [&role, &role, &two], 1.0).mean();
+        let lent = PRIOR
+            .update(&arm(10.0, 0.0), 1.0)
+            .as_parent()
+            .update(&two, 1.0)
+            .mean();
+        assert!((p - lent).abs() < 1e-12, "{p} {lent}");
+        // Ratios the same way: the arm's own observations at every level count once.
+        let r = ratio(3.0, 2.0);
+        let got = pooled_log_ratio([&r, &r, &r], RATIO_COST, 1.0).0;
+        let want = 3.0 * 2f64.ln() / (3.0 + RATIO_PRIOR_WEIGHT);
+        assert!((got - want).abs() < 1e-12, "{got} {want}");
     }
 
     #[test]

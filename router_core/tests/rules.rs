@@ -594,9 +594,10 @@ fn retry_estimate(c: &Core, model: &str, effort: Option<f64>) -> _core::Candidat
 #[test]
 fn retries_after_long_and_short_failures_learn_apart() {
     let c = core();
-    // cheap's retries fail after long failures and succeed after short ones.
+    // cheap's retries fail after long failures and succeed after short ones. 40 each: cheap costs
+    // a tenth of mid, so a retry leaves it only once its P is well under a tenth of mid's.
     for (effort, status) in [(1.0, Status::Failure), (-1.0, Status::Success)] {
-        for _ in 0..20 {
+        for _ in 0..40 {
             let r = Report {
                 attempt: 2,
                 failed_effort: Some(effort),

@@ -55,7 +55,7 @@ def test_twice_the_estimated_tokens_doubles_cost_for_any_step_size(
 def test_cost_only_reports_converge_to_the_true_mean_cost(core: _core.Core) -> None:
     facade = RoutingCore(CATALOG)
     for n, cls in enumerate(["a", "b", "c"]):
-        for k, f in enumerate([0.8, 1.2, 1.0, 0.9, 1.1]):
+        for k, f in enumerate([0.8, 1.2, 1.0, 0.9, 1.1] * 2):  # 10 per class; the prior "r = 1" fades
             ei, eo = 5_000 + 3_000 * (k + n), 500 + 200 * k
             facade.report(model="m", role=EXECUTOR, task_class=cls, status=1, input_tokens=0,
                           cached_input_tokens=0, output_tokens=0, latency_ms=0.0, now=10.0,
