@@ -68,8 +68,8 @@ pub fn render(reason: &Reason, ids: &[String]) -> String {
             sampled,
             score,
         } => format!(
-            "exploration: sampled success {sampled:.3} made {} (${score:.6} per success) beat the \
-             greedy pick {}",
+            "exploration: sampled success {sampled:.3} made {} (score ${score:.6} per success) \
+             beat the greedy pick {}",
             id(pick),
             id(greedy)
         ),
@@ -80,8 +80,8 @@ pub fn render(reason: &Reason, ids: &[String]) -> String {
             excluded,
             also_sticky,
         } => format!(
-            "{} has the lowest expected cost per success (${score:.6}) among {eligible} eligible \
-             models ({excluded} excluded){}",
+            "{} has the lowest score, expected cost plus waiting time per success (${score:.6}), \
+             among {eligible} eligible models ({excluded} excluded){}",
             id(pick),
             if also_sticky {
                 "; it is also the sticky model"

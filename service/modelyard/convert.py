@@ -27,6 +27,7 @@ MAX_TOKENS = 10_000_000
 MAX_LIST = 256
 MAX_USD = 100_000.0
 MAX_LATENCY_MS = 86_400_000.0
+MIN_P = 1e-6  # the core's floor on P(success) (score.rs MIN_SUCCESS_PROBABILITY)
 
 
 def req_id(value: str, field: str, *, required: bool = True) -> str:
@@ -156,7 +157,8 @@ def candidate(c: CandidateView) -> types_pb2.CandidateScore:
     return types_pb2.CandidateScore(
         model_id=c.model_id, excluded=c.excluded, constraint=c.constraint, detail=c.detail,
         expected=types_pb2.Expectation(cost_usd=c.cost_usd, success_probability=c.success_probability,
-                                       latency_ms=c.latency_ms, cost_per_success_usd=c.score),
+                                       latency_ms=c.latency_ms,
+                                       cost_per_success_usd=c.cost_usd / max(c.success_probability, MIN_P)),
         sampled_success_probability=c.sampled_success, evidence=c.evidence, score=c.score,
     )
 

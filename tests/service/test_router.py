@@ -234,3 +234,21 @@ def test_retries_learn_apart_after_long_and_short_failures(fresh_server: Running
             d = retry(stub, job, explain=True)
             p[times] = next(c for c in d.candidates if c.model_id == "mid-coder").expected.success_probability
         assert p[8.0] < 0.3 < 0.7 < p[0.125], p
+
+
+def test_cost_per_success_is_money_and_the_score_adds_the_tenants_time_value(channel: grpc.Channel) -> None:
+    # acme values a developer's hour at $30 (tests/helpers.py), so waiting is part of the score
+    stub = router_pb2_grpc.RouterStub(channel)
+    d = route(stub, f"job-{uuid.uuid4().hex}", explain=True, explore=False)
+    e = d.expected
+    assert e.cost_per_success_usd == pytest.approx(e.cost_usd / e.success_probability, rel=1e-9)
+    for c in d.candidates:
+        if c.excluded:
+            continue
+        x = c.expected
+        assert x.cost_per_success_usd == pytest.approx(x.cost_usd / x.success_probability, rel=1e-9)
+        wait_usd = 30 / 3600 * x.latency_ms / 1000
+        assert c.score == pytest.approx((x.cost_usd + wait_usd) / x.success_probability, rel=1e-6)
+    picked = next(c for c in d.candidates if c.model_id == d.model.model_id)
+    assert picked.score == min(c.score for c in d.candidates if not c.excluded)
+    assert picked.expected.cost_per_success_usd == pytest.approx(e.cost_per_success_usd, rel=1e-9)

@@ -45,11 +45,13 @@ def render_decision(d: Any) -> str:
             rows.append([
                 c.model_id, "excluded: " + c.constraint if c.excluded else "eligible",
                 _usd(e.cost_usd), f"{e.success_probability:.2f}", f"{c.sampled_success_probability:.2f}",
-                f"{e.latency_ms / 1000:.1f}s", "" if c.excluded else _usd(c.score), f"{c.evidence:.1f}",
-                c.detail if c.excluded else "",
+                f"{e.latency_ms / 1000:.1f}s", "" if c.excluded else _usd(e.cost_per_success_usd),
+                "" if c.excluded else _usd(c.score), f"{c.evidence:.1f}", c.detail if c.excluded else "",
             ])
         out += ["", _table(["model", "status", "cost/step", "p(success)", "sampled", "latency",
-                            "cost/success", "evidence", "detail"], rows)]
+                            "cost/success", "score", "evidence", "detail"], rows),
+                "score = (cost + the tenant's time value of the latency) / P(success), sampled P when exploring;"
+                " lowest wins"]
     return "\n".join(out)
 
 

@@ -264,7 +264,9 @@ class Expectation(_message.Message):
     success_probability: _builtins.float
     latency_ms: _builtins.float
     cost_per_success_usd: _builtins.float
-    """(cost + time value of latency) / success probability: the score, lower is better."""
+    """cost_usd / success_probability: the dollars expected per successful step. Money only; the
+    routing score (CandidateScore.score) adds the tenant's time value of the latency.
+    """
     def __init__(
         self,
         *,
@@ -306,6 +308,9 @@ class CandidateScore(_message.Message):
     evidence: _builtins.float
     """Weighted number of observations behind the estimate."""
     score: _builtins.float
+    """What the router ranks by, lower is better: (cost + time value of latency) / success
+    probability, with the sampled probability when it explored. Dollars per success.
+    """
     @_builtins.property
     def expected(self) -> Global___Expectation: ...
     def __init__(
