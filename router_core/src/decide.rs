@@ -416,6 +416,8 @@ fn candidates(catalog: &Catalog, req: &Request, res: &Resolved, rows: &[Scored])
                 detail,
                 cost_usd: est.cost_usd,
                 success_probability: est.p_mean,
+                success_low: est.posterior.interval(crate::prior::Z90).0,
+                success_high: est.posterior.interval(crate::prior::Z90).1,
                 sampled_success: r.sampled,
                 latency_ms: est.latency_ms,
                 score: if r.score.is_finite() {

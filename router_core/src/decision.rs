@@ -12,6 +12,9 @@ pub struct Candidate {
     pub detail: String,
     pub cost_usd: f64,
     pub success_probability: f64,
+    /// 90 % interval of P(success) (normal approximation of the posterior).
+    pub success_low: f64,
+    pub success_high: f64,
     pub sampled_success: f64,
     pub latency_ms: f64,
     pub score: f64,

@@ -24,6 +24,9 @@ use crate::arm::Hot;
 /// solved, and 32 began to lose solved tasks at K = 1 (bench/README "What limits quality").
 pub const POOL_CAP: f64 = 16.0;
 
+/// z of a central 90 % interval.
+pub const Z90: f64 = 1.645;
+
 /// A Beta posterior.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Beta {

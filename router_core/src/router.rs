@@ -15,15 +15,12 @@ use crate::decide::{breaker_event, decide, Gate};
 use crate::decision::{ArmStats, Candidate, Decision, Event};
 use crate::drift::DriftFinding;
 use crate::error::{finite, non_negative, CoreError, Result};
-use crate::prior::{effort_bit, success_posterior};
+use crate::prior::{effort_bit, success_posterior, Z90};
 use crate::request::Request;
 use crate::role::{Role, Status};
 use crate::score::{step_cost, typical_cost};
 use crate::snapshot;
 use crate::stats::Sums;
-
-/// z for a two-sided 90% interval.
-const Z90: f64 = 1.645;
 
 /// One reported step outcome. Zero tokens, zero latency, zero estimates and `cost_usd` of
 /// `None` or 0 all mean "not reported": that statistic is left untouched.

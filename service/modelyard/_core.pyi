@@ -21,6 +21,9 @@ class Candidate:
     cost_usd: float
     success_probability: float
     """Posterior mean of P(success) (pooled: arm ← (model, role) ← model ← catalog prior)."""
+    success_low: float
+    success_high: float
+    """The posterior's 90 % interval of P(success)."""
     sampled_success: float
     """The Thompson draw used for the score (the mean when not exploring or excluded)."""
     latency_ms: float

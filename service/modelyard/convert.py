@@ -160,6 +160,7 @@ def candidate(c: CandidateView) -> types_pb2.CandidateScore:
                                        latency_ms=c.latency_ms,
                                        cost_per_success_usd=c.cost_usd / max(c.success_probability, MIN_P)),
         sampled_success_probability=c.sampled_success, evidence=c.evidence, score=c.score,
+        success_low=c.success_low, success_high=c.success_high,
     )
 
 

@@ -79,6 +79,8 @@ class CandidateView:
     latency_ms: float
     score: float
     evidence: float
+    success_low: float = 0.0
+    success_high: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,7 +69,7 @@ def candidate_views(core_candidates: list) -> tuple[CandidateView, ...]:
             model_id=c.model, excluded=c.excluded, constraint=c.constraint, detail=c.detail,
             cost_usd=c.cost_usd, success_probability=c.success_probability,
             sampled_success=c.sampled_success, latency_ms=c.latency_ms, score=c.score,
-            evidence=c.evidence,
+            evidence=c.evidence, success_low=c.success_low, success_high=c.success_high,
         )
         for c in core_candidates
     )

@@ -71,3 +71,45 @@ def test_route_without_a_key_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("MODELYARD_API_KEY", raising=False)
     assert main(["route", "--server", "127.0.0.1:9"]) == 2
     assert "MODELYARD_API_KEY" in capsys.readouterr().err
+
+
+ROW = re.compile(r"^\s+(\S+)\s+([\d.]+)% \[\s*([\d.]+)% -\s*([\d.]+)%\]\s+\$\s*([\d.]+)\s+([\d.]+) s\s+([\d.]+)$")
+
+
+def test_leaderboard_shows_learned_and_live_estimates_each_with_its_interval(
+        fresh_server: RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import uuid
+
+    import grpc
+
+    from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
+    from tests.conftest import auth
+
+    monkeypatch.setenv("MODELYARD_API_KEY", key_for("admin"))
+    task = types_pb2.TaskProfile(role=types_pb2.ROLE_EXECUTOR, task_class="lb/test", est_input_tokens=20_000,
+                                 est_output_tokens=1_500)
+    with grpc.insecure_channel(fresh_server.address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        for i in range(24):
+            d = stub.Route(router_pb2.RouteRequest(request_id=uuid.uuid4().hex, job_id=f"lb-{i}", task=task),
+                           metadata=auth(), timeout=5)
+            stub.ReportOutcome(router_pb2.OutcomeReport(
+                decision_id=d.decision_id, status=types_pb2.OUTCOME_STATUS_SUCCESS if i % 4 else
+                types_pb2.OUTCOME_STATUS_FAILURE, latency_ms=900,
+                usage=types_pb2.Usage(input_tokens=18_000, output_tokens=1_200)), metadata=auth(), timeout=5)
+    assert main(["leaderboard", "--server", fresh_server.address, "--task-class", "lb/test"]) == 0
+    out = capsys.readouterr().out
+    learned, _, live = out.partition("Catalog.Estimate")
+    assert "executor / lb/test — Catalog.ListModels" in learned and live
+    rows = {name: [ROW.match(line) for line in part.splitlines() if ROW.match(line)]
+            for name, part in (("learned", learned), ("live", live))}
+    assert rows["learned"] and len(rows["live"]) == 4, out
+    for m in rows["learned"] + rows["live"]:
+        p, lo, hi = float(m[2]), float(m[3]), float(m[4])
+        assert lo <= p <= hi, m[0]
+    # A model the class never saw still gets its prior's uncertainty, not a zero-width interval;
+    # the one with the most evidence is the surest.
+    live_rows = sorted(rows["live"], key=lambda m: float(m[7]))
+    unseen, most = live_rows[0], live_rows[-1]
+    assert float(unseen[7]) == 0.0 and float(unseen[4]) - float(unseen[3]) > 30, unseen[0]
+    assert float(most[4]) - float(most[3]) < float(unseen[4]) - float(unseen[3])

@@ -74,20 +74,9 @@ def leaderboard(args: argparse.Namespace) -> int:
                 cands = [c for c in est.candidates if not c.excluded]
                 for c in cands[: args.top] if args.top else cands:
                     e = c.expected
-                    lo, hi = _interval(listed.models, c.model_id, role, cls, e.success_probability)
-                    print(_row(c.model_id, e.success_probability, lo, hi, e.cost_per_success_usd, e.latency_ms,
-                               c.evidence))
+                    print(_row(c.model_id, e.success_probability, c.success_low, c.success_high,
+                               e.cost_per_success_usd, e.latency_ms, c.evidence))
                 print()
         except ModelyardError as exc:
             raise CliError(str(exc)) from exc
     return 0
-
-
-def _interval(models: Any, model_id: str, role: int, cls: str, p: float) -> tuple[float, float]:
-    """Estimate carries no interval: take the ListModels one for the same arm (else the point)."""
-    for m in models:
-        if m.model_id == model_id:
-            for e in m.estimates:
-                if e.role == role and e.task_class == cls:
-                    return e.success_low, e.success_high
-    return p, p

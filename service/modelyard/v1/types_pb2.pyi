@@ -297,6 +297,8 @@ class CandidateScore(_message.Message):
     SAMPLED_SUCCESS_PROBABILITY_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    SUCCESS_LOW_FIELD_NUMBER: _builtins.int
+    SUCCESS_HIGH_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     excluded: _builtins.bool
     constraint: _builtins.str
@@ -311,6 +313,9 @@ class CandidateScore(_message.Message):
     """What the router ranks by, lower is better: (cost + time value of latency) / success
     probability, with the sampled probability when it explored. Dollars per success.
     """
+    success_low: _builtins.float
+    """90 % interval of the success probability (posterior, pooled like the mean)."""
+    success_high: _builtins.float
     @_builtins.property
     def expected(self) -> Global___Expectation: ...
     def __init__(
@@ -324,10 +329,12 @@ class CandidateScore(_message.Message):
         sampled_success_probability: _builtins.float = ...,
         evidence: _builtins.float = ...,
         score: _builtins.float = ...,
+        success_low: _builtins.float = ...,
+        success_high: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expected", b"expected"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraint", b"constraint", "detail", b"detail", "evidence", b"evidence", "excluded", b"excluded", "expected", b"expected", "model_id", b"model_id", "sampled_success_probability", b"sampled_success_probability", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["constraint", b"constraint", "detail", b"detail", "evidence", b"evidence", "excluded", b"excluded", "expected", b"expected", "model_id", b"model_id", "sampled_success_probability", b"sampled_success_probability", "score", b"score", "success_high", b"success_high", "success_low", b"success_low"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
