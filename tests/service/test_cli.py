@@ -107,6 +107,9 @@ def test_leaderboard_shows_learned_and_live_estimates_each_with_its_interval(
     for m in rows["learned"] + rows["live"]:
         p, lo, hi = float(m[2]), float(m[3]), float(m[4])
         assert lo <= p <= hi, m[0]
+    for part in rows.values():  # both sections rank by cost per finished job
+        costs = [float(m[5]) for m in part]
+        assert costs == sorted(costs), out
     # A model the class never saw still gets its prior's uncertainty, not a zero-width interval;
     # the one with the most evidence is the surest.
     live_rows = sorted(rows["live"], key=lambda m: float(m[7]))

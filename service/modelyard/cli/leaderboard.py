@@ -71,7 +71,10 @@ def leaderboard(args: argparse.Namespace) -> int:
                                       est_output_tokens=args.output_tokens)
                 print(f"{ROLE_NAMES.get(role, role)} / {cls} — Catalog.Estimate")
                 print(HEADER)
-                cands = [c for c in est.candidates if not c.excluded]
+                # By cost per finished job, like the section above (the router itself ranks by its
+                # score, which adds the tenant's time value of the wait).
+                cands = sorted((c for c in est.candidates if not c.excluded),
+                               key=lambda c: c.expected.cost_per_success_usd)
                 for c in cands[: args.top] if args.top else cands:
                     e = c.expected
                     print(_row(c.model_id, e.success_probability, c.success_low, c.success_high,
