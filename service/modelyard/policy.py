@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from modelyard.domain import Constraints
+from modelyard.errors import InvalidArgument
 
 # An allow-list that nothing can satisfy; the core then reports the "allowed" constraint as the cause.
 NOTHING_ALLOWED = ("(no model is in both the request's and the policy's allow lists)",)
@@ -18,6 +21,15 @@ def _max(a: float | None, b: float | None) -> float | None:
     if a is None:
         return b
     return a if b is None else max(a, b)
+
+
+def check_allowed_exist(req: Constraints, known: Callable[[str], object | None]) -> None:
+    """An allow list naming only models the catalog does not have is a mistake, not a constraint to
+    report as "allowed excluded every model": say which names are unknown."""
+    if req.allowed_models and not any(known(m) for m in req.allowed_models):
+        names = ", ".join(repr(m) for m in req.allowed_models[:5])
+        raise InvalidArgument("constraints.allowed_models",
+                              f"no model of the catalog is named {names}; Catalog.ListModels lists the ids")
 
 
 def narrow(req: Constraints, policy: Constraints) -> Constraints:

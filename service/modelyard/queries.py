@@ -10,7 +10,7 @@ from modelyard.auth import Principal
 from modelyard.budget import WindowLimit, window_views
 from modelyard.domain import BudgetView, CandidateView, Constraints, TaskProfile
 from modelyard.errors import NotFound
-from modelyard.policy import narrow
+from modelyard.policy import check_allowed_exist, narrow
 from modelyard.routing import candidate_views
 
 
@@ -42,6 +42,7 @@ def learned_estimates(app: App, who: Principal) -> dict[str, list[ArmView]]:
 def estimate(app: App, who: Principal, task: TaskProfile, constraints: Constraints) -> list[CandidateView]:
     """Every model's expected cost, success and latency for the task, best first, excluded last."""
     tenant = app.runtime.tenant(who)
+    check_allowed_exist(constraints, app.runtime.config.model)
     merged = narrow(constraints, tenant.policy_for(task.role))
     cands = app.core_for(who.tenant).estimate(
         task, merged, time_value_usd_per_s=tenant.time_value_usd_per_s, now=app.clock())

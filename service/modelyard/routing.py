@@ -38,7 +38,7 @@ from modelyard.domain import (
     usd_to_micros,
 )
 from modelyard.errors import BudgetExhausted, InvalidArgument, NoEligibleModel, NotFound
-from modelyard.policy import narrow
+from modelyard.policy import check_allowed_exist, narrow
 from modelyard.pricing import call_cost_usd
 from modelyard.runtime import Runtime, TenantRuntime
 from modelyard.store import BudgetExceeded, DecisionNotFound, JobNotFound, Reservation
@@ -105,6 +105,7 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     now = app.clock()
     key_budgets = tenant.key_budgets.get(who.key_id, {})
     subjects = _subjects(who.tenant, who.key_id)
+    check_allowed_exist(req.constraints, rt.config.model)
     constraints = narrow(req.constraints, tenant.policy_for(req.task.role))
     sticky, failures, failed_effort = app.jobs.context(who.tenant, req.job_id, req.task.role)
     if req.attempt <= 1:

@@ -81,6 +81,11 @@ ROUTE_CASES = [
     ("negative attempt", route_req(attempt=-1), "attempt"),
     ("huge attempt", route_req(attempt=1000), "attempt"),
     ("negative context tokens", route_req(context_tokens=-3), "context_tokens"),
+    (
+        "allow list of unknown models",
+        route_req(constraints=types_pb2.Constraints(allowed_models=["nope", "big-codr"])),
+        "constraints.allowed_models",
+    ),
 ]
 
 OUTCOME_CASES = [
@@ -152,6 +157,10 @@ def test_complete_job_rejects(channel: grpc.Channel, request_msg: Any, field: st
             catalog_pb2.EstimateRequest(task=task(), constraints=types_pb2.Constraints(max_cost_usd=NAN)),
             "constraints.max_cost_usd",
         ),
+        (
+            catalog_pb2.EstimateRequest(task=task(), constraints=types_pb2.Constraints(allowed_models=["nope"])),
+            "constraints.allowed_models",
+        ),
     ],
 )
 def test_estimate_rejects(channel: grpc.Channel, request_msg: Any, field: str) -> None:
@@ -207,3 +216,12 @@ def test_server_still_routes_after_bad_input(channel: grpc.Channel) -> None:
             stub.Route(bad, metadata=auth(), timeout=5)
     ok = stub.Route(route_req(request_id="after-bad-input"), metadata=auth(), timeout=5)
     assert ok.model.model_id and ok.decision_id
+
+
+def test_an_allow_list_naming_one_known_model_still_routes_to_it(channel: grpc.Channel) -> None:
+    # Unknown names next to a known one are not an error: a harness may share one allow list
+    # across deployments whose catalogs differ.
+    d = router_pb2_grpc.RouterStub(channel).Route(
+        route_req(request_id="allow-mixed", constraints=types_pb2.Constraints(allowed_models=["nope", "big-coder"])),
+        metadata=auth(), timeout=5)
+    assert d.model.model_id == "big-coder"
