@@ -21,6 +21,10 @@ def serve(args: argparse.Namespace) -> int:
     from modelyard.server import serve as run
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every provider request at INFO: one line per Dispatch call would bury the service's own.
+    # Its warnings and errors still show; `--log-level debug` shows the requests too.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(run(args.config, args.listen))
     except ConfigError as exc:

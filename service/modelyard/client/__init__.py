@@ -11,8 +11,8 @@
 `AsyncClient` is the asyncio twin. Every failed call raises a `ModelyardError` (or a subclass).
 """
 
-from modelyard.client._common import ReportOptions, RetryPolicy, RouteOptions
-from modelyard.client.aio import AsyncClient, AsyncJob, AsyncStep
+from modelyard.client._common import DispatchOptions, DispatchResult, ReportOptions, RetryPolicy, RouteOptions
+from modelyard.client.aio import AsyncClient, AsyncDispatchStep, AsyncJob, AsyncStep
 from modelyard.client.errors import (
     AuthError,
     BudgetExceeded,
@@ -23,16 +23,20 @@ from modelyard.client.errors import (
     NotFound,
     Unavailable,
 )
-from modelyard.client.sync import Client, Job, Step
+from modelyard.client.sync import Client, DispatchStep, Job, Step
 
 __all__ = [
     "AsyncClient",
+    "AsyncDispatchStep",
     "AsyncJob",
     "AsyncStep",
     "AuthError",
     "BudgetExceeded",
     "Client",
     "DeadlineExceeded",
+    "DispatchOptions",
+    "DispatchResult",
+    "DispatchStep",
     "InvalidRequest",
     "Job",
     "ModelyardError",

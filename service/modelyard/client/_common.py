@@ -6,6 +6,7 @@ messages for the same arguments.
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Mapping, Sequence
@@ -66,6 +67,26 @@ class ReportOptions(TypedDict, total=False):
     model_id: str
     cost_usd: float | None
     time_to_first_token_ms: float
+
+
+class DispatchOptions(TypedDict, total=False):
+    """Optional arguments of a Dispatch call besides the route's (see `DispatchRequest` in router.proto)."""
+
+    max_output_tokens: int
+    temperature: float | None
+    tools: Sequence[Mapping[str, Any]] | None
+    stream: bool
+    metadata: Mapping[str, str] | None
+
+
+class DispatchCallOptions(RouteOptions, DispatchOptions, total=False):
+    """Everything `dispatch()` takes as keywords: the route's options and the call's."""
+
+
+DISPATCH_KEYS = frozenset(DispatchOptions.__annotations__)
+# A Dispatch waits for a model to answer: its deadline is minutes, not the seconds of the other calls.
+DISPATCH_TIMEOUT_S = 600.0
+Message = Mapping[str, str] | router_pb2.ChatMessage
 
 
 def auth_metadata(api_key: str) -> tuple[tuple[str, str], ...]:
@@ -209,3 +230,81 @@ def estimate_request(role_: Role, task_class: str, opts: RouteOptions) -> catalo
 def import_request(data: bytes | admin_pb2.ExportStateResponse, merge: bool) -> admin_pb2.ImportStateRequest:
     state = data.state if isinstance(data, admin_pb2.ExportStateResponse) else bytes(data)
     return admin_pb2.ImportStateRequest(state=state, merge=merge)
+
+
+def split_dispatch_options(options: Mapping[str, Any]) -> tuple[RouteOptions, DispatchOptions]:
+    """One keyword set into the route's options and the call's own (max_output_tokens, tools, ...)."""
+    route = {k: v for k, v in options.items() if k not in DISPATCH_KEYS}
+    call = {k: v for k, v in options.items() if k in DISPATCH_KEYS}
+    return RouteOptions(**route), DispatchOptions(**call)  # type: ignore[typeddict-item]
+
+
+def chat_message(m: Message, i: int) -> router_pb2.ChatMessage:
+    if isinstance(m, router_pb2.ChatMessage):
+        return m
+    unknown = set(m) - {"role", "content", "raw_json"}
+    if unknown or "role" not in m:
+        raise InvalidRequest(f"messages[{i}]: give 'role' and 'content' (or 'raw_json'); got keys {sorted(m)}")
+    return router_pb2.ChatMessage(role=m["role"], content=m.get("content", ""), raw_json=m.get("raw_json", ""))
+
+
+def dispatch_request(role_: Role, task_class: str, job_id: str, messages: Sequence[Message],
+                     route_opts: RouteOptions, opts: DispatchOptions) -> router_pb2.DispatchRequest:
+    if not messages:
+        raise InvalidRequest("messages: at least one message is required")
+    req = router_pb2.DispatchRequest(
+        route=route_request(role_, task_class, job_id, route_opts),
+        messages=[chat_message(m, i) for i, m in enumerate(messages)],
+        max_output_tokens=opts.get("max_output_tokens", 0),
+        stream=opts.get("stream", True),
+        metadata=dict(opts.get("metadata") or {}),
+    )
+    temperature = opts.get("temperature")
+    if temperature is not None:
+        req.temperature = temperature
+    tools = opts.get("tools")
+    if tools:
+        req.tools_json = json.dumps(list(tools))
+    return req
+
+
+class DispatchResult:
+    """What one Dispatch call streamed, gathered event by event (`add`).
+
+    `decision` is the first route's; when the call fell back, `fallbacks` lists each notice and the
+    answer came from `outcome.decision_id`, the decision a verdict must be reported on.
+    """
+
+    def __init__(self) -> None:
+        self.decision: router_pb2.RouteDecision | None = None
+        self.text_parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, str]] = {}
+        self.fallbacks: list[router_pb2.FallbackNotice] = []
+        self.outcome: router_pb2.DispatchOutcome | None = None
+
+    def add(self, event: router_pb2.DispatchEvent) -> str:
+        kind = event.WhichOneof("event") or ""
+        if kind == "decision" and self.decision is None:
+            self.decision = event.decision
+        elif kind == "content":
+            self.text_parts.append(event.content.text)
+        elif kind == "tool_call":
+            d = event.tool_call
+            call = self.tool_calls.setdefault(d.index, {"id": "", "name": "", "arguments": ""})
+            call["id"] = d.id or call["id"]
+            call["name"] = d.name or call["name"]
+            call["arguments"] += d.arguments_delta
+        elif kind == "fallback":
+            self.fallbacks.append(event.fallback)
+        elif kind == "outcome":
+            self.outcome = event.outcome
+        return kind
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    @property
+    def failed_models(self) -> tuple[str, ...]:
+        """Models this call tried that failed before the one that answered."""
+        return tuple(f.failed_model_id for f in self.fallbacks)

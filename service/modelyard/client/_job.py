@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import grpc
+
 from modelyard.client import _common
 from modelyard.client._common import ReportOptions, Role, RouteOptions, Status
-from modelyard.client.errors import InvalidRequest
+from modelyard.client.errors import InvalidRequest, Unavailable
 from modelyard.v1 import router_pb2, types_pb2
 
 SUCCESS = types_pb2.OUTCOME_STATUS_SUCCESS
@@ -56,14 +58,59 @@ class StepBase:
     def models_tried(self) -> tuple[str, ...]:
         """Failed models of this step's chain plus this step's model (and the model it fell back to)."""
         out = dict.fromkeys(self.failed_models)
-        for m in (self.model.model_id, self.reported_model_id):
+        for m in (self.model.model_id, *self._also_tried(), self.reported_model_id):
             if m:
                 out[m] = None
         return tuple(out)
 
+    def _also_tried(self) -> tuple[str, ...]:
+        return ()
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(decision_id={self.decision_id!r}, model={self.model.model_id!r}, "
                 f"attempt={self.attempt}, status={self.status})")
+
+
+class DispatchStepMixin:
+    """A step whose model call Dispatch made: the answer, the usage the provider billed, the fallbacks.
+
+    The call itself settled the budget; what the harness still owes is the verdict (`report("success")`
+    or `report("failure")` once it knows whether the step did its job), which goes to the decision that
+    answered (`decision_id`, the fallback's when the call fell back).
+    """
+
+    result: _common.DispatchResult
+    messages: tuple[Any, ...]
+    call_options: _common.DispatchOptions
+
+    @property
+    def text(self) -> str:
+        return self.result.text
+
+    @property
+    def tool_calls(self) -> list[dict[str, str]]:
+        return [self.result.tool_calls[i] for i in sorted(self.result.tool_calls)]
+
+    @property
+    def outcome(self) -> router_pb2.DispatchOutcome:
+        assert self.result.outcome is not None
+        return self.result.outcome
+
+    @property
+    def completed(self) -> bool:
+        """The provider answered (not a verdict on the step)."""
+        return self.outcome.status == SUCCESS
+
+    @property
+    def decision_id(self) -> str:
+        return self.outcome.decision_id or self.result.decision.decision_id  # type: ignore[union-attr]
+
+    @property
+    def answered_by(self) -> str:
+        return self.outcome.model_id
+
+    def _also_tried(self) -> tuple[str, ...]:
+        return (*self.result.failed_models, self.outcome.model_id)
 
 
 class JobBase:
@@ -111,6 +158,25 @@ class JobBase:
                          attempt=max(1, options.get("attempt", 1)),
                          failed_models=tuple(options.get("failed_models", ())), options=options)
         self.steps.append(step)
+        return step
+
+    @staticmethod
+    def _plan_call(messages: Any, retry_of: StepBase | None,
+                   call_opts: _common.DispatchOptions) -> tuple[tuple[Any, ...], _common.DispatchOptions]:
+        """A retry of a dispatched step resends its messages and call options unless given anew."""
+        if isinstance(retry_of, DispatchStepMixin):
+            merged = {**retry_of.call_options, **call_opts}
+            return tuple(messages) or retry_of.messages, _common.DispatchOptions(**merged)  # type: ignore[typeddict-item]
+        return tuple(messages), call_opts
+
+    def _dispatched(self, result: _common.DispatchResult, role: int, task_class: str, opts: RouteOptions,
+                    factory: Callable[..., Any], messages: tuple[Any, ...],
+                    call_opts: _common.DispatchOptions) -> Any:
+        if result.decision is None or result.outcome is None:
+            raise Unavailable(grpc.StatusCode.UNAVAILABLE,
+                              "Dispatch: the stream ended without a decision and an outcome")
+        step = self._new_step(factory, result.decision, role, task_class, opts)
+        step.result, step.messages, step.call_options = result, messages, call_opts
         return step
 
     def _reported(self, step: StepBase, status: int, opts: ReportOptions, ack: router_pb2.OutcomeAck) -> None:

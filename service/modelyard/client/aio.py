@@ -8,7 +8,7 @@ Same metadata, deadlines, retries and idempotency as the blocking client (see `m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
@@ -16,8 +16,8 @@ import grpc
 import grpc.aio
 
 from modelyard.client import _common
-from modelyard.client._common import ReportOptions, Role, RouteOptions, Status
-from modelyard.client._job import JobBase, StepBase
+from modelyard.client._common import DispatchCallOptions, Message, ReportOptions, Role, RouteOptions, Status
+from modelyard.client._job import DispatchStepMixin, JobBase, StepBase
 from modelyard.client.errors import from_rpc_error
 from modelyard.v1 import (
     admin_pb2,
@@ -93,6 +93,23 @@ class AsyncClient:
         req = _common.outcome_report(decision_id, status, options)
         return await self._invoke(self._router.ReportOutcome, req, timeout_s)
 
+    async def dispatch(self, role: Role, task_class: str, messages: Sequence[Message], *, job_id: str,
+                       timeout_s: float | None = None,
+                       **options: Unpack[DispatchCallOptions]) -> AsyncIterator[router_pb2.DispatchEvent]:
+        """Route a step and let the server call the model: the stream of DispatchEvents. Never retried
+        (the server may already have called the provider); see `Client.dispatch`."""
+        route_opts, call_opts = _common.split_dispatch_options(options)
+        req = _common.dispatch_request(role, task_class, job_id, messages, route_opts, call_opts)
+        timeout = _common.DISPATCH_TIMEOUT_S if timeout_s is None else timeout_s
+        call = self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
+        try:
+            async for event in call:
+                yield event
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, self._api_key) from err
+        finally:
+            call.cancel()  # a consumer that stops early must not leave the call running
+
     async def complete_job(self, job_id: str, status: Status, *,
                            timeout_s: float | None = None) -> router_pb2.JobSummary:
         return await self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s)
@@ -147,6 +164,10 @@ class AsyncStep(StepBase):
         return await self.job._report(self, status, timeout_s, options)
 
 
+class AsyncDispatchStep(DispatchStepMixin, AsyncStep):
+    """A step whose model call the server made (`AsyncJob.dispatch`); `await report(...)` its verdict."""
+
+
 class AsyncJob(JobBase):
     """An async job: route steps, report them; completed on leaving the `async with` block."""
 
@@ -161,6 +182,25 @@ class AsyncJob(JobBase):
         role_, cls, opts = self._plan_route(role, retry_of, task_class, options)
         decision = await self.client.route(role_, cls, job_id=self.job_id, timeout_s=timeout_s, **opts)
         step: AsyncStep = self._new_step(lambda **kw: AsyncStep(self, **kw), decision, role_, cls, opts)
+        return step
+
+    async def dispatch(self, role: Role | None = None, messages: Sequence[Message] = (), *,
+                       retry_of: AsyncStep | None = None, task_class: str | None = None,
+                       timeout_s: float | None = None,
+                       on_event: Callable[[router_pb2.DispatchEvent], None] | None = None,
+                       **options: Unpack[DispatchCallOptions]) -> AsyncDispatchStep:
+        """Route one step and let the server call the model; see `Job.dispatch`."""
+        route_opts, call_opts = _common.split_dispatch_options(options)
+        role_, cls, opts = self._plan_route(role, retry_of, task_class, route_opts)
+        messages, call_opts = self._plan_call(messages, retry_of, call_opts)
+        result = _common.DispatchResult()
+        async for event in self.client.dispatch(role_, cls, messages, job_id=self.job_id, timeout_s=timeout_s,
+                                                **opts, **call_opts):
+            result.add(event)
+            if on_event is not None:
+                on_event(event)
+        step: AsyncDispatchStep = self._dispatched(result, role_, cls, opts,
+                                                   lambda **kw: AsyncDispatchStep(self, **kw), messages, call_opts)
         return step
 
     async def _report(self, step: AsyncStep, status: Status, timeout_s: float | None,

@@ -11,15 +11,15 @@ their estimate when the reservation TTL passes (`RouteDecision.reservation_expir
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, Unpack
 
 import grpc
 
 from modelyard.client import _common
-from modelyard.client._common import ReportOptions, Role, RouteOptions, Status
-from modelyard.client._job import JobBase, StepBase
+from modelyard.client._common import DispatchCallOptions, Message, ReportOptions, Role, RouteOptions, Status
+from modelyard.client._job import DispatchStepMixin, JobBase, StepBase
 from modelyard.client.errors import from_rpc_error
 from modelyard.v1 import (
     admin_pb2,
@@ -95,6 +95,20 @@ class Client:
         req = _common.outcome_report(decision_id, status, options)
         return self._invoke(self._router.ReportOutcome, req, timeout_s)
 
+    def dispatch(self, role: Role, task_class: str, messages: Sequence[Message], *, job_id: str,
+                 timeout_s: float | None = None,
+                 **options: Unpack[DispatchCallOptions]) -> Iterator[router_pb2.DispatchEvent]:
+        """Route a step and let the server call the model: the stream of DispatchEvents (the decision,
+        content and tool-call deltas, fallback notices, the outcome). Never retried: the server may
+        already have called the provider. `job().dispatch()` gathers the stream into a step."""
+        route_opts, call_opts = _common.split_dispatch_options(options)
+        req = _common.dispatch_request(role, task_class, job_id, messages, route_opts, call_opts)
+        timeout = _common.DISPATCH_TIMEOUT_S if timeout_s is None else timeout_s
+        try:
+            yield from self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, self._api_key) from err
+
     def complete_job(self, job_id: str, status: Status, *, timeout_s: float | None = None) -> router_pb2.JobSummary:
         return self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s)
 
@@ -148,6 +162,11 @@ class Step(StepBase):
         return self.job._report(self, status, timeout_s, options)
 
 
+class DispatchStep(DispatchStepMixin, Step):
+    """A step whose model call the server made (`Job.dispatch`): `text`, `tool_calls`, `outcome`;
+    `report("success" | "failure")` gives its verdict."""
+
+
 class Job(JobBase):
     """A job: route steps, report them; completed on leaving the `with` block (see module docstring)."""
 
@@ -162,6 +181,25 @@ class Job(JobBase):
         decision = self.client.route(role_, cls, job_id=self.job_id, timeout_s=timeout_s, **opts)
         step: Step = self._new_step(lambda **kw: Step(self, **kw), decision, role_, cls, opts)
         return step
+
+    def dispatch(self, role: Role | None = None, messages: Sequence[Message] = (), *,
+                 retry_of: Step | None = None, task_class: str | None = None, timeout_s: float | None = None,
+                 on_event: Callable[[router_pb2.DispatchEvent], None] | None = None,
+                 **options: Unpack[DispatchCallOptions]) -> DispatchStep:
+        """Route one step and let the server call the model; returns once the call ended. `on_event`
+        sees every event as it arrives (content deltas while streaming). With `retry_of`, the attempt
+        and failed models (fallbacks included) follow from that step, and its messages and call options
+        are resent unless given."""
+        route_opts, call_opts = _common.split_dispatch_options(options)
+        role_, cls, opts = self._plan_route(role, retry_of, task_class, route_opts)
+        messages, call_opts = self._plan_call(messages, retry_of, call_opts)
+        result = _common.DispatchResult()
+        for event in self.client.dispatch(role_, cls, messages, job_id=self.job_id, timeout_s=timeout_s,
+                                          **opts, **call_opts):
+            result.add(event)
+            if on_event is not None:
+                on_event(event)
+        return self._dispatched(result, role_, cls, opts, lambda **kw: DispatchStep(self, **kw), messages, call_opts)
 
     def _report(self, step: Step, status: Status, timeout_s: float | None,
                 options: ReportOptions) -> router_pb2.OutcomeAck:
