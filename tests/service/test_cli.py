@@ -116,3 +116,48 @@ def test_leaderboard_shows_learned_and_live_estimates_each_with_its_interval(
     unseen, most = live_rows[0], live_rows[-1]
     assert float(unseen[7]) == 0.0 and float(unseen[4]) - float(unseen[3]) > 30, unseen[0]
     assert float(most[4]) - float(most[3]) < float(unseen[4]) - float(unseen[3])
+
+
+def test_budget_shows_spend_reservations_and_what_is_left(
+        fresh_server: RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelyard.client import Client
+
+    monkeypatch.setenv("MODELYARD_API_KEY", key_for("admin"))
+    with Client(fresh_server.address, key_for("admin")) as client, client.job("budget/cli") as job:
+        done = job.route("executor", est_input_tokens=20_000, est_output_tokens=1_500)
+        charged = done.report("success", input_tokens=20_000, output_tokens=1_500).charged_usd
+        open_step = job.route("executor", est_input_tokens=20_000, est_output_tokens=1_500)  # left unreported
+    assert main(["budget", "--server", fresh_server.address]) == 0
+    out = capsys.readouterr().out
+    [day] = [line for line in out.splitlines() if line.startswith("tenant acme") and " day " in line]
+    cells = day.split()
+    # tenant acme  day  $50.00  $40.00  spent  reserved  remaining  resets
+    assert cells[3:5] == ["$50.00", "$40.00"], day
+    spent, reserved, left = (float(c.lstrip("$")) for c in cells[5:8])
+    assert spent == pytest.approx(charged, abs=1e-4) and reserved == pytest.approx(open_step.decision.reserved_usd,
+                                                                                   abs=1e-4)
+    assert left == pytest.approx(50 - spent - reserved, abs=0.006)  # shown to the cent above $1
+    assert any(line.startswith("key acme-admin") for line in out.splitlines()), out
+
+
+def test_budget_past_the_soft_limit_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from modelyard.client import Client
+    from tests.helpers import ServerThread, write_config
+
+    path = write_config(tmp_path)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["tenants"][0]["budgets"] = {"day": {"soft_usd": 0.01, "hard_usd": 50}}
+    path.write_text(yaml.safe_dump(cfg))
+    thread = ServerThread(path)
+    running = thread.start()
+    try:
+        monkeypatch.setenv("MODELYARD_API_KEY", key_for("admin"))
+        with Client(running.address, key_for("admin")) as client, client.job("budget/soft") as job:
+            job.route("executor", est_input_tokens=20_000, est_output_tokens=1_500).report(
+                "success", input_tokens=200_000, output_tokens=20_000)
+        assert main(["budget", "--server", running.address]) == 0
+        out = capsys.readouterr().out
+        assert "past the soft limit" in out, out
+    finally:
+        thread.stop()

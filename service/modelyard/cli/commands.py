@@ -74,6 +74,19 @@ def route(args: argparse.Namespace) -> int:
     return 0
 
 
+def budget(args: argparse.Namespace) -> int:
+    from modelyard.cli.render import render_budget
+    from modelyard.client import Client, ModelyardError
+
+    with Client(args.server, api_key(args)) as client:
+        try:
+            resp = client.get_budget(args.tenant)
+        except ModelyardError as exc:
+            raise CliError(str(exc)) from exc
+    print(render_budget(resp))
+    return 0
+
+
 def prices(args: argparse.Namespace) -> int:
     from modelyard.cli.render import render_prices
 

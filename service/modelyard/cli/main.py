@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     _server_args(p)
     p.set_defaults(fn=commands.prices)
 
+    p = sub.add_parser("budget", help="spend, reservations and limits of your tenant and key, per window")
+    _server_args(p)
+    p.add_argument("--tenant", default="", help="another tenant's (admin scope); default: the key's own")
+    p.set_defaults(fn=commands.budget)
+
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     p = keys.add_parser("new", help="print a new API key and the config line holding its hash")
     p.add_argument("--tenant", required=True)

@@ -96,3 +96,27 @@ def render_prices(models: Sequence[Any], estimates: Mapping[str, Mapping[str, An
             "from the server's current estimates.\n"
             + _table(["model", "tier", "in", "cached in", "out", "parameters", "provenance",
                       *[f"{r} step" for r in roles]], rows))
+
+
+WINDOWS = {1: "hour", 2: "day", 3: "month"}
+
+
+def render_budget(resp: Any) -> str:
+    """One row per (scope, window): limits, spent, reserved (routed, not yet settled), what is left."""
+    rows = []
+    for w in resp.windows:
+        limited = w.has_limit
+        soft = _usd(w.soft_limit_usd) if limited and w.soft_limit_usd else "-"
+        state = ""
+        if limited:
+            used = w.spent_usd + w.reserved_usd
+            if used >= w.hard_limit_usd:
+                state = "hard limit reached: Route refuses"
+            elif w.soft_limit_usd and used >= w.soft_limit_usd:
+                state = "past the soft limit: routing capped toward cheaper models"
+        rows.append([f"{w.scope} {w.subject}", WINDOWS.get(w.window, str(w.window)),
+                     _usd(w.hard_limit_usd) if limited else "none", soft, _usd(w.spent_usd), _usd(w.reserved_usd),
+                     _usd(w.remaining_usd) if limited else "-", w.resets_at, state])
+    if not rows:
+        return "no budget windows"
+    return _table(["budget", "window", "hard", "soft", "spent", "reserved", "remaining", "resets", ""], rows)
