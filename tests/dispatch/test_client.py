@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -95,3 +96,21 @@ def test_the_async_client_dispatches_the_same_way(env: Env) -> None:
     text, verdict, summary = asyncio.run(main())
     assert text == "async answer" and verdict
     assert summary is not None and summary.status == types_pb2.JOB_STATUS_SUCCEEDED
+
+
+def test_a_consumer_that_stops_reading_cancels_the_call(env: Env) -> None:
+    # The provider streams slowly; the harness reads the decision and walks away, the client still open.
+    env.oa.set_script(Step(text="a long answer " * 20, usage=USAGE, pieces=20, gap=0.2))
+    with Client(address(env), key_for("admin")) as client:
+        events = client.dispatch("executor", "bugfix/python", MESSAGES, job_id="walk-away", constraints=ONLY)
+        first = next(events)
+        assert first.WhichOneof("event") == "decision"
+        events.close()  # what leaving a for loop early does to a generator
+        # The server sees the cancellation long before the 4 s answer would end: CANCELLED, nothing reserved.
+        for _ in range(20):
+            if env.decision(first.decision.decision_id).settled:
+                break
+            time.sleep(0.1)
+        record = env.decision(first.decision.decision_id)
+        assert record.settled and record.status == types_pb2.OUTCOME_STATUS_CANCELLED, record
+        assert env.reserved_usd() == 0

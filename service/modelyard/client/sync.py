@@ -104,10 +104,13 @@ class Client:
         route_opts, call_opts = _common.split_dispatch_options(options)
         req = _common.dispatch_request(role, task_class, job_id, messages, route_opts, call_opts)
         timeout = _common.DISPATCH_TIMEOUT_S if timeout_s is None else timeout_s
+        call = self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
         try:
-            yield from self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
+            yield from call
         except grpc.RpcError as err:
             raise from_rpc_error(err, self._api_key) from err
+        finally:
+            call.cancel()  # a consumer that stops early must not leave the call running
 
     def complete_job(self, job_id: str, status: Status, *, timeout_s: float | None = None) -> router_pb2.JobSummary:
         return self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s)
