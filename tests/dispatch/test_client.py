@@ -100,14 +100,15 @@ def test_the_async_client_dispatches_the_same_way(env: Env) -> None:
 
 def test_a_consumer_that_stops_reading_cancels_the_call(env: Env) -> None:
     # The provider streams slowly; the harness reads the decision and walks away, the client still open.
-    env.oa.set_script(Step(text="a long answer " * 20, usage=USAGE, pieces=20, gap=0.2))
+    env.oa.set_script(Step(text="a long answer " * 40, usage=USAGE, pieces=40, gap=0.2))  # 8 s if read whole
     with Client(address(env), key_for("admin")) as client:
         events = client.dispatch("executor", "bugfix/python", MESSAGES, job_id="walk-away", constraints=ONLY)
         first = next(events)
         assert first.WhichOneof("event") == "decision"
         events.close()  # what leaving a for loop early does to a generator
-        # The server sees the cancellation long before the 4 s answer would end: CANCELLED, nothing reserved.
-        for _ in range(20):
+        # The server sees the cancellation long before the answer would end: CANCELLED, nothing reserved
+        # (an answer read to its end would settle as completed, awaiting a verdict).
+        for _ in range(60):
             if env.decision(first.decision.decision_id).settled:
                 break
             time.sleep(0.1)

@@ -91,7 +91,8 @@ def test_leaderboard_shows_learned_and_live_estimates_each_with_its_interval(
     with grpc.insecure_channel(fresh_server.address) as ch:
         stub = router_pb2_grpc.RouterStub(ch)
         for i in range(24):
-            d = stub.Route(router_pb2.RouteRequest(request_id=uuid.uuid4().hex, job_id=f"lb-{i}", task=task),
+            d = stub.Route(router_pb2.RouteRequest(request_id=uuid.uuid4().hex, job_id=f"lb-{i}", task=task,
+                                                   explore=False),  # greedy: some models stay unseen
                            metadata=auth(), timeout=5)
             stub.ReportOutcome(router_pb2.OutcomeReport(
                 decision_id=d.decision_id, status=types_pb2.OUTCOME_STATUS_SUCCESS if i % 4 else
