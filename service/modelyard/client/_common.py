@@ -282,7 +282,7 @@ class DispatchResult:
         self.fallbacks: list[router_pb2.FallbackNotice] = []
         self.outcome: router_pb2.DispatchOutcome | None = None
 
-    def add(self, event: router_pb2.DispatchEvent) -> str:
+    def add(self, event: router_pb2.DispatchEvent) -> None:
         kind = event.WhichOneof("event") or ""
         if kind == "decision" and self.decision is None:
             self.decision = event.decision
@@ -298,7 +298,6 @@ class DispatchResult:
             self.fallbacks.append(event.fallback)
         elif kind == "outcome":
             self.outcome = event.outcome
-        return kind
 
     @property
     def text(self) -> str:

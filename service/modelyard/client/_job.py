@@ -160,14 +160,17 @@ class JobBase:
         self.steps.append(step)
         return step
 
-    @staticmethod
-    def _plan_call(messages: Any, retry_of: StepBase | None,
-                   call_opts: _common.DispatchOptions) -> tuple[tuple[Any, ...], _common.DispatchOptions]:
-        """A retry of a dispatched step resends its messages and call options unless given anew."""
+    def _plan_dispatch(self, role: Role | None, messages: Any, retry_of: StepBase | None, task_class: str | None,
+                       options: Any) -> tuple[int, str, RouteOptions, tuple[Any, ...], _common.DispatchOptions]:
+        """The route of a Dispatch step as `_plan_route` plans it; a retry of a dispatched step also
+        resends its messages and call options unless given anew."""
+        route_opts, call_opts = _common.split_dispatch_options(options)
+        role_, cls, opts = self._plan_route(role, retry_of, task_class, route_opts)
         if isinstance(retry_of, DispatchStepMixin):
             merged = {**retry_of.call_options, **call_opts}
-            return tuple(messages) or retry_of.messages, _common.DispatchOptions(**merged)  # type: ignore[typeddict-item]
-        return tuple(messages), call_opts
+            return (role_, cls, opts, tuple(messages) or retry_of.messages,
+                    _common.DispatchOptions(**merged))  # type: ignore[typeddict-item]
+        return role_, cls, opts, tuple(messages), call_opts
 
     def _dispatched(self, result: _common.DispatchResult, role: int, task_class: str, opts: RouteOptions,
                     factory: Callable[..., Any], messages: tuple[Any, ...],

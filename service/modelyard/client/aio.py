@@ -190,9 +190,7 @@ class AsyncJob(JobBase):
                        on_event: Callable[[router_pb2.DispatchEvent], None] | None = None,
                        **options: Unpack[DispatchCallOptions]) -> AsyncDispatchStep:
         """Route one step and let the server call the model; see `Job.dispatch`."""
-        route_opts, call_opts = _common.split_dispatch_options(options)
-        role_, cls, opts = self._plan_route(role, retry_of, task_class, route_opts)
-        messages, call_opts = self._plan_call(messages, retry_of, call_opts)
+        role_, cls, opts, messages, call_opts = self._plan_dispatch(role, messages, retry_of, task_class, options)
         result = _common.DispatchResult()
         async for event in self.client.dispatch(role_, cls, messages, job_id=self.job_id, timeout_s=timeout_s,
                                                 **opts, **call_opts):

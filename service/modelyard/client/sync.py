@@ -193,9 +193,7 @@ class Job(JobBase):
         sees every event as it arrives (content deltas while streaming). With `retry_of`, the attempt
         and failed models (fallbacks included) follow from that step, and its messages and call options
         are resent unless given."""
-        route_opts, call_opts = _common.split_dispatch_options(options)
-        role_, cls, opts = self._plan_route(role, retry_of, task_class, route_opts)
-        messages, call_opts = self._plan_call(messages, retry_of, call_opts)
+        role_, cls, opts, messages, call_opts = self._plan_dispatch(role, messages, retry_of, task_class, options)
         result = _common.DispatchResult()
         for event in self.client.dispatch(role_, cls, messages, job_id=self.job_id, timeout_s=timeout_s,
                                           **opts, **call_opts):
