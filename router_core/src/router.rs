@@ -280,6 +280,31 @@ impl Core {
         Ok(effort)
     }
 
+    /// The effort `report` would return for `r` now, learning nothing: ln(billed cost / the
+    /// model's typical cost for the step's estimates) from the first-try levels as they stand.
+    /// The service uses it to rebuild a job's failed efforts from the store when the replica
+    /// routing a retry did not see the failures itself (another replica, or a restart); after
+    /// those failures were learned the typical cost has moved a little, so the value can differ
+    /// slightly from what `report` returned at the time. `None` as for `report`, and for a model
+    /// the catalog does not have.
+    pub fn effort(&self, r: &Report) -> Option<f64> {
+        let st = self.state.read();
+        let model = st.table.models.get(&r.model)?;
+        let spec = st
+            .catalog
+            .by_id
+            .get(&r.model)
+            .map(|&i| &st.catalog.models[i])?;
+        // A class never learned has no row: only the pooled levels speak for it.
+        let class = st
+            .table
+            .classes
+            .get(&r.task_class)
+            .unwrap_or(ALL_CLASSES - 1);
+        let scale = st.table.read_scale(r.now, st.catalog.lambda());
+        step_effort(&st.table, spec, r, (model, r.role.number(), class), scale)
+    }
+
     /// Feeds a report's status to the model's and its provider's breakers (the caller holds the
     /// state lock, so breaker changes stay ordered with learning).
     fn breaker_outcome(

@@ -584,6 +584,37 @@ fn a_step_reports_its_effort_against_the_models_typical_cost() {
     assert!(e.abs() < 1e-9, "{e}");
 }
 
+#[test]
+fn effort_reads_what_report_would_return_and_learns_nothing() {
+    let c = core();
+    for _ in 0..40 {
+        c.report(&billed("cheap", Status::Success, 2.0)).unwrap();
+    }
+    let arms = c.arm_count();
+    let snapshot = c.snapshot().unwrap();
+    let long = billed("cheap", Status::Failure, 6.0);
+    let read = c.effort(&long).unwrap();
+    assert!((read - 3f64.ln()).abs() < 0.1, "{read}");
+    // Read twice: nothing moved, the arms and their sums are as they were.
+    assert_eq!(c.effort(&long), Some(read));
+    assert_eq!(c.arm_count(), arms);
+    assert_eq!(c.snapshot().unwrap(), snapshot);
+    // The same report, learned, returns the same effort.
+    assert_eq!(c.report(&long).unwrap(), Some(read));
+    // A class never seen: the pooled levels speak for it; an unknown model has no typical cost.
+    let unseen = Report {
+        task_class: "never-routed".to_owned(),
+        ..billed("cheap", Status::Failure, 6.0)
+    };
+    assert!((c.effort(&unseen).unwrap() - 3f64.ln()).abs() < 0.2);
+    let unknown = Report {
+        model: "no-such-model".to_owned(),
+        ..billed("cheap", Status::Failure, 6.0)
+    };
+    assert_eq!(c.effort(&unknown), None);
+    assert_eq!(c.effort(&billed("cheap", Status::Timeout, 6.0)), None);
+}
+
 fn retry_estimate(c: &Core, model: &str, effort: Option<f64>) -> _core::Candidate {
     let mut r = req(0.0);
     r.attempt = 2;

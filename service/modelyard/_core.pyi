@@ -136,6 +136,15 @@ class Core:
         output_tokens/est_output_tokens and cost_usd / list-price cost (of the reported tokens,
         or of the est_* tokens when none were reported). route predicts tokens = its estimate x
         E[ratio] and cost = list price of those tokens x E[cost ratio]. cost_usd must be ≥ 0."""
+    def effort(
+        self, *, model: str, role: int, task_class: str, status: int, now: float,
+        input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
+        est_input_tokens: int = 0, est_output_tokens: int = 0, est_cached_input_tokens: int = 0,
+        cost_usd: float | None = None,
+    ) -> float | None:
+        """The effort `report` would return for this step now, learning nothing (None as for
+        report, and for a model the catalog does not have). After the step was learned the
+        model's typical cost has moved, so this can differ slightly from report's own answer."""
     def complete_job(
         self, *, steps: list[tuple[str, int, str] | tuple[str, int, str, int]], success: bool, now: float,
     ) -> None:

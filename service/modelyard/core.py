@@ -94,6 +94,20 @@ class RoutingCore:
             failed_effort=failed_effort, learn=learn,
         )
 
+    def effort(
+        self, *, model: str, role: int, task_class: str, status: int, input_tokens: int,
+        cached_input_tokens: int, output_tokens: int, now: float, est_input_tokens: int = 0,
+        est_output_tokens: int = 0, est_cached_input_tokens: int = 0, cost_usd: float | None = None,
+    ) -> float | None:
+        """The effort `report` would return for this step now, learning nothing: how a job's
+        failed try ran, rebuilt from the store when this replica did not see the failure."""
+        return self._core.effort(
+            model=model, role=role, task_class=task_class, status=status, now=now,
+            input_tokens=input_tokens, cached_input_tokens=cached_input_tokens, output_tokens=output_tokens,
+            est_input_tokens=est_input_tokens, est_output_tokens=est_output_tokens,
+            est_cached_input_tokens=est_cached_input_tokens, cost_usd=cost_usd,
+        )
+
     def complete_job(
         self, steps: Sequence[tuple[str, int, str] | tuple[str, int, str, int]], *, success: bool, now: float,
     ) -> None:

@@ -53,6 +53,10 @@ class JobTracker:
         effort = sum(rs.efforts) / len(rs.efforts) if rs.efforts else None
         return rs.model, rs.failures, effort
 
+    def knows(self, tenant: str, job_id: str) -> bool:
+        """Whether this replica has seen an outcome of the job since it started (or forgot it)."""
+        return (tenant, job_id) in self._jobs
+
     def observe(self, tenant: str, job_id: str, role: int, model: str, status: int,
                 effort: float | None = None) -> None:
         rs = self._get(tenant, job_id).roles.setdefault(role, _RoleState())

@@ -22,10 +22,12 @@ from modelyard.auth import Principal
 from modelyard.budget import Headroom, WindowLimit, headroom, limits_for
 from modelyard.domain import (
     CANCELLED,
+    ERROR,
     FAILURE,
     JOB_ABANDONED,
     JOB_SUCCEEDED,
     SUCCESS,
+    TIMEOUT,
     WINDOW_NAMES,
     CandidateView,
     Decision,
@@ -110,6 +112,10 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
     sticky, failures, failed_effort = app.jobs.context(who.tenant, req.job_id, req.task.role)
     if req.attempt <= 1:
         failed_effort = None  # a first try of another step of the job: not a retry
+    elif app.sync is not None or not app.jobs.knows(who.tenant, req.job_id):
+        # The job's failures may have been reported to another replica, or before a restart: the
+        # store has every settled step of the job, so a retry reads them there.
+        failures, failed_effort = await _stored_failures(app, who, req, now)
     explore = rt.config.routing.explore if req.explore is None else req.explore
     for fresh in (False, True):
         try:
@@ -140,6 +146,32 @@ async def _route(app: App, who: Principal, req: RouteInput) -> Decision:
                 f"{WINDOW_NAMES[tight.window]} window past the soft limit (resets at {tight.resets_at})")
         raise NoEligibleModel(out.reason)
     return await _reserve(app, who, req, tenant, key_budgets, out, room, now, failed_effort)
+
+
+async def _stored_failures(app: App, who: Principal, req: RouteInput, now: float) -> tuple[int, float | None]:
+    """(failures of the step's role in the job, their mean effort) from the job's settled decisions.
+
+    The efforts are read from the core as it is now, not as it was when each failure was learned
+    (`RoutingCore.effort`); the job tracker keeps the latter, so a replica that saw the failures
+    itself uses its own memory (unless replicas share the store, where any of them may have)."""
+    role = req.task.role
+    core = app.core_for(who.tenant)
+    failures, efforts = 0, []
+    for d in await app.store.job_decisions(who.tenant, req.job_id):
+        if d.role != role or not d.settled or d.status not in (FAILURE, ERROR, TIMEOUT):
+            continue
+        failures += 1
+        routed = Decision.from_payload(d.payload)
+        effort = core.effort(
+            model=d.model_used or d.model, role=role, task_class=d.task_class, status=d.status, now=now,
+            input_tokens=d.input_tokens, cached_input_tokens=d.cached_input_tokens, output_tokens=d.output_tokens,
+            est_input_tokens=routed.est_input_tokens, est_output_tokens=routed.est_output_tokens,
+            est_cached_input_tokens=routed.est_cached_input_tokens,
+            cost_usd=micros_to_usd(d.charged_micros) if d.charged_micros > 0 else None,
+        )
+        if effort is not None:
+            efforts.append(effort)
+    return failures, (sum(efforts) / len(efforts) if efforts else None)
 
 
 async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -10,7 +11,7 @@ import pytest
 
 from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
 from tests.conftest import auth
-from tests.helpers import RunningServer
+from tests.helpers import RunningServer, ServerThread, write_config
 
 
 def task(**kw: Any) -> types_pb2.TaskProfile:
@@ -200,40 +201,83 @@ def test_list_models_shows_what_was_learned(channel: grpc.Channel) -> None:
     assert mid.price.input_per_mtok == 0.30 and mid.price.source.startswith("https://")
 
 
+def _only(model: str) -> types_pb2.Constraints:
+    return types_pb2.Constraints(allowed_models=[model])
+
+
+def _first_try_fails(stub: Any, job: str, times: float) -> None:
+    """tiny-coder fails the job's first try, billed `times` its estimate (20k / 1.5k tokens)."""
+    d = route(stub, job, constraints=_only("tiny-coder"))
+    usage = types_pb2.Usage(input_tokens=int(20_000 * times), output_tokens=int(1_500 * times))
+    stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=2, usage=usage),
+                       metadata=auth(), timeout=5)
+
+
+def _retry(stub: Any, job: str, **kw: Any) -> router_pb2.RouteDecision:
+    return route(stub, job, attempt=2, failed_models=["tiny-coder"], constraints=_only("mid-coder"),
+                 task=task(), **kw)
+
+
+def _teach_retries_by_effort(stub: Any) -> None:
+    """mid-coder's retries fail after tiny-coder ran long and succeed after it gave up early."""
+    for i in range(12):
+        for times, status in ((8.0, 2), (0.125, 1)):
+            job = f"learn-{i}-{times}"
+            _first_try_fails(stub, job, times)
+            d = _retry(stub, job)
+            usage = types_pb2.Usage(input_tokens=20_000, output_tokens=1_500)
+            stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=status, usage=usage),
+                               metadata=auth(), timeout=5)
+
+
+def _retry_p(stub: Any, job: str) -> float:
+    d = _retry(stub, job, explain=True)
+    return next(c for c in d.candidates if c.model_id == "mid-coder").expected.success_probability
+
+
 def test_retries_learn_apart_after_long_and_short_failures(fresh_server: RunningServer) -> None:
     """The service remembers how a job's failed try ran (billed against the model's typical cost)
     and routes the retry with it: mid-coder's retries fail after tiny-coder ran long and succeed
     after it gave up early, and its retry estimate follows what kind of failure came before."""
-    only = lambda m: types_pb2.Constraints(allowed_models=[m])  # noqa: E731
-    est = task()  # 20k input / 1.5k output tokens estimated
-
-    def first_try_fails(stub: Any, job: str, times: float) -> None:
-        d = route(stub, job, constraints=only("tiny-coder"))
-        usage = types_pb2.Usage(input_tokens=int(20_000 * times), output_tokens=int(1_500 * times))
-        stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=2, usage=usage),
-                           metadata=auth(), timeout=5)
-
-    def retry(stub: Any, job: str, **kw: Any) -> router_pb2.RouteDecision:
-        return route(stub, job, attempt=2, failed_models=["tiny-coder"], constraints=only("mid-coder"),
-                     task=est, **kw)
-
     with grpc.insecure_channel(fresh_server.address) as ch:
         stub = router_pb2_grpc.RouterStub(ch)
-        for i in range(12):
-            for times, status in ((8.0, 2), (0.125, 1)):  # long failure -> retry fails; short -> succeeds
-                job = f"learn-{i}-{times}"
-                first_try_fails(stub, job, times)
-                d = retry(stub, job)
-                usage = types_pb2.Usage(input_tokens=20_000, output_tokens=1_500)
-                stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=status, usage=usage),
-                                   metadata=auth(), timeout=5)
+        _teach_retries_by_effort(stub)
         p = {}
         for times in (8.0, 0.125):
             job = f"probe-{times}"
-            first_try_fails(stub, job, times)
-            d = retry(stub, job, explain=True)
-            p[times] = next(c for c in d.candidates if c.model_id == "mid-coder").expected.success_probability
+            _first_try_fails(stub, job, times)
+            p[times] = _retry_p(stub, job)
         assert p[8.0] < 0.3 < 0.7 < p[0.125], p
+
+
+def test_a_retry_after_a_restart_still_knows_how_the_jobs_failure_ran(tmp_path: Path) -> None:
+    """The failures are reported to one server process and the retries routed by the next one (a
+    restart, or another replica): the job's failed efforts come from the store, not from memory."""
+    config = write_config(tmp_path)
+    first = ServerThread(config)
+    running = first.start()
+    with grpc.insecure_channel(running.address) as ch:
+        stub = router_pb2_grpc.RouterStub(ch)
+        _teach_retries_by_effort(stub)
+        for times in (8.0, 0.125):
+            _first_try_fails(stub, f"probe-{times}", times)
+        before = {times: _retry_p(stub, f"probe-{times}") for times in (8.0, 0.125)}
+    first.stop()  # saves what was learned; the job tracker's memory goes with the process
+    second = ServerThread(config)
+    running = second.start()
+    try:
+        assert not second.app.jobs.knows("acme", "probe-8.0")
+        with grpc.insecure_channel(running.address) as ch:
+            stub = router_pb2_grpc.RouterStub(ch)
+            after = {times: _retry_p(stub, f"probe-{times}") for times in (8.0, 0.125)}
+            # A job the store has no failure of routes its retry without an effort.
+            unknown = _retry_p(stub, "never-failed")
+    finally:
+        second.stop()
+    assert after[8.0] < 0.3 < 0.7 < after[0.125], after
+    for times in (8.0, 0.125):
+        assert after[times] == pytest.approx(before[times], abs=0.05), (before, after)
+    assert after[8.0] < unknown < after[0.125], (after, unknown)
 
 
 def test_cost_per_success_is_money_and_the_score_adds_the_tenants_time_value(channel: grpc.Channel) -> None:

@@ -96,6 +96,45 @@ impl PyCore {
         py.allow_threads(|| self.inner.report(&r)).map_err(err)
     }
 
+    /// The step's effort as `report` would return it now, learning nothing (see `Core::effort`).
+    #[pyo3(signature = (*, model, role, task_class, status, now, input_tokens=0,
+        cached_input_tokens=0, output_tokens=0, est_input_tokens=0, est_output_tokens=0,
+        est_cached_input_tokens=0, cost_usd=None))]
+    fn effort(
+        &self,
+        py: Python<'_>,
+        model: String,
+        role: i64,
+        task_class: String,
+        status: i64,
+        now: f64,
+        input_tokens: u64,
+        cached_input_tokens: u64,
+        output_tokens: u64,
+        est_input_tokens: u64,
+        est_output_tokens: u64,
+        est_cached_input_tokens: u64,
+        cost_usd: Option<f64>,
+    ) -> PyResult<Option<f64>> {
+        let r = Report {
+            input_tokens,
+            cached_input_tokens,
+            output_tokens,
+            est_input_tokens,
+            est_output_tokens,
+            est_cached_input_tokens,
+            cost_usd,
+            ..Report::new(
+                &model,
+                Role::from_number(role).map_err(err)?,
+                &task_class,
+                Status::from_number(status).map_err(err)?,
+                now,
+            )
+        };
+        Ok(py.allow_threads(|| self.inner.effort(&r)))
+    }
+
     #[pyo3(signature = (*, steps, success, now))]
     fn complete_job(
         &self,
