@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 import pytest
+import yaml
 
 from modelyard.client import InvalidRequest, ModelyardError, RetryPolicy
 from modelyard.client import _common as c
@@ -78,3 +81,12 @@ def test_errors_keep_the_message_and_scrub_the_key() -> None:
     assert type(err).__name__ == "BudgetExceeded" and err.message == "day budget exhausted"
     leaked = error_for(grpc.StatusCode.INTERNAL, "bad key secret-123", "secret-123")
     assert type(leaked) is ModelyardError and "secret-123" not in str(leaked) + repr(leaked)
+
+
+def test_the_deployed_balancer_hashes_on_the_header_the_client_sends() -> None:
+    """deploy/envoy.yaml keeps a job on one replica by the client's job header: renaming either breaks it."""
+    envoy = yaml.safe_load((Path(__file__).parents[2] / "deploy" / "envoy.yaml").read_text())
+    hcm = envoy["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    assert route["hash_policy"] == [{"header": {"header_name": c.JOB_HEADER}}]
+    assert envoy["static_resources"]["clusters"][0]["lb_policy"] == "RING_HASH"

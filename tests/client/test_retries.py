@@ -106,6 +106,32 @@ def test_every_call_carries_the_bearer_key_and_a_wrong_key_is_an_auth_error() ->
         assert repr(bad) == f"Client(address={address!r})"
 
 
+def test_every_call_of_a_job_names_the_job_in_a_header_a_balancer_can_hash_on() -> None:
+    with fake_router() as (address, script), Client(address, FAKE_KEY) as client:
+        with client.job("bugfix/python", job_id="job-h") as job:
+            step = job.route("executor")
+            step.report("failure")
+            job.route("executor", retry_of=step).report("success")
+        d = client.route("executor", "bugfix/python", job_id="raw")  # the plain client call names it too
+        client.report_outcome(d.decision_id, "success")  # a report outside a job says nothing
+    headers = [(c.method, c.metadata.get("modelyard-job-id")) for c in script.calls]
+    assert headers == [("Route", "job-h"), ("ReportOutcome", "job-h"), ("Route", "job-h"),
+                       ("ReportOutcome", "job-h"), ("CompleteJob", "job-h"), ("Route", "raw"),
+                       ("ReportOutcome", None)], headers
+
+
+async def test_async_job_calls_name_the_job_in_the_header() -> None:
+    with fake_router() as (address, script):
+        async with AsyncClient(address, FAKE_KEY) as client:
+            async with client.job("bugfix/python", job_id="job-a") as job:
+                step = await job.route("executor")
+                await step.report("success")
+            await client.report_outcome(step.decision_id, "success")  # outside a job: no header
+    headers = [(c.method, c.metadata.get("modelyard-job-id")) for c in script.calls]
+    assert headers == [("Route", "job-a"), ("ReportOutcome", "job-a"), ("CompleteJob", "job-a"),
+                       ("ReportOutcome", None)], headers
+
+
 def test_unreachable_server_is_unavailable_after_retries() -> None:
     with Client(f"127.0.0.1:{free_port()}", FAKE_KEY, retries=1, timeout_s=1.0) as client, pytest.raises(Unavailable):
         client.get_stats()

@@ -93,6 +93,15 @@ def auth_metadata(api_key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {api_key}"),)
 
 
+# Every call of a job carries its id in this header, so a balancer in front of many replicas can keep a
+# job on one replica (deploy/envoy.yaml hashes on it): its stickiness and failure memory stay local.
+JOB_HEADER = "modelyard-job-id"
+
+
+def with_job(metadata: tuple[tuple[str, str], ...], job_id: str) -> tuple[tuple[str, str], ...]:
+    return (*metadata, (JOB_HEADER, job_id)) if job_id else metadata
+
+
 def new_id() -> str:
     """A fresh request or job id (uuid4, hex)."""
     return uuid.uuid4().hex

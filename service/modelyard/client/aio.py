@@ -66,12 +66,13 @@ class AsyncClient:
         await self.close()
 
     async def _invoke(self, method: Callable[..., Awaitable[T]], request: Any, timeout_s: float | None, *,
-                      on_deadline: bool = False, retry: bool = True) -> T:
+                      on_deadline: bool = False, retry: bool = True, job_id: str = "") -> T:
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        metadata = _common.with_job(self._metadata, job_id)
         done = 0
         while True:
             try:
-                return await method(request, metadata=self._metadata, timeout=timeout)
+                return await method(request, metadata=metadata, timeout=timeout)
             except grpc.RpcError as err:
                 code = err.code() if isinstance(err, grpc.aio.AioRpcError) else None
                 if retry and self.retry_policy.should_retry(code, done, on_deadline=on_deadline):
@@ -86,12 +87,14 @@ class AsyncClient:
                     **options: Unpack[RouteOptions]) -> router_pb2.RouteDecision:
         """Pick a model for one step. Retries reuse the request_id, so nothing is reserved twice."""
         req = _common.route_request(role, task_class, job_id, options)
-        return await self._invoke(self._router.Route, req, timeout_s, on_deadline=True)
+        return await self._invoke(self._router.Route, req, timeout_s, on_deadline=True, job_id=job_id)
 
     async def report_outcome(self, decision_id: str, status: Status, *, timeout_s: float | None = None,
-                             **options: Unpack[ReportOptions]) -> router_pb2.OutcomeAck:
+                             job_id: str = "", **options: Unpack[ReportOptions]) -> router_pb2.OutcomeAck:
+        """Report a step's outcome. `job_id` (the job of the decision) only goes in the job header a
+        balancer may keep the job's calls together by; the decision is found by its id."""
         req = _common.outcome_report(decision_id, status, options)
-        return await self._invoke(self._router.ReportOutcome, req, timeout_s)
+        return await self._invoke(self._router.ReportOutcome, req, timeout_s, job_id=job_id)
 
     async def dispatch(self, role: Role, task_class: str, messages: Sequence[Message], *, job_id: str,
                        timeout_s: float | None = None,
@@ -101,7 +104,7 @@ class AsyncClient:
         route_opts, call_opts = _common.split_dispatch_options(options)
         req = _common.dispatch_request(role, task_class, job_id, messages, route_opts, call_opts)
         timeout = _common.DISPATCH_TIMEOUT_S if timeout_s is None else timeout_s
-        call = self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
+        call = self._router.Dispatch(req, metadata=_common.with_job(self._metadata, job_id), timeout=timeout)
         try:
             async for event in call:
                 yield event
@@ -112,7 +115,8 @@ class AsyncClient:
 
     async def complete_job(self, job_id: str, status: Status, *,
                            timeout_s: float | None = None) -> router_pb2.JobSummary:
-        return await self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s)
+        return await self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s,
+                          job_id=job_id)
 
     def job(self, task_class: str, *, job_id: str | None = None) -> AsyncJob:
         """An async job context; the job_id is a fresh uuid4 unless given."""
@@ -204,7 +208,8 @@ class AsyncJob(JobBase):
     async def _report(self, step: AsyncStep, status: Status, timeout_s: float | None,
                       options: ReportOptions) -> router_pb2.OutcomeAck:
         status_ = _common.outcome_status(status)
-        ack = await self.client.report_outcome(step.decision_id, status_, timeout_s=timeout_s, **options)
+        ack = await self.client.report_outcome(step.decision_id, status_, timeout_s=timeout_s, job_id=self.job_id,
+                                             **options)
         self._reported(step, status_, options, ack)
         return ack
 

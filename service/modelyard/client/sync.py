@@ -68,12 +68,13 @@ class Client:
         self.close()
 
     def _invoke(self, method: Callable[..., T], request: Any, timeout_s: float | None, *,
-                on_deadline: bool = False, retry: bool = True) -> T:
+                on_deadline: bool = False, retry: bool = True, job_id: str = "") -> T:
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        metadata = _common.with_job(self._metadata, job_id)
         done = 0
         while True:
             try:
-                return method(request, metadata=self._metadata, timeout=timeout)
+                return method(request, metadata=metadata, timeout=timeout)
             except grpc.RpcError as err:
                 code = err.code() if isinstance(err, grpc.Call) else None
                 if retry and self.retry_policy.should_retry(code, done, on_deadline=on_deadline):
@@ -88,12 +89,14 @@ class Client:
               **options: Unpack[RouteOptions]) -> router_pb2.RouteDecision:
         """Pick a model for one step. Retries reuse the request_id, so nothing is reserved twice."""
         req = _common.route_request(role, task_class, job_id, options)
-        return self._invoke(self._router.Route, req, timeout_s, on_deadline=True)
+        return self._invoke(self._router.Route, req, timeout_s, on_deadline=True, job_id=job_id)
 
-    def report_outcome(self, decision_id: str, status: Status, *, timeout_s: float | None = None,
+    def report_outcome(self, decision_id: str, status: Status, *, timeout_s: float | None = None, job_id: str = "",
                        **options: Unpack[ReportOptions]) -> router_pb2.OutcomeAck:
+        """Report a step's outcome. `job_id` (the job of the decision) only goes in the job header a
+        balancer may keep the job's calls together by; the decision is found by its id."""
         req = _common.outcome_report(decision_id, status, options)
-        return self._invoke(self._router.ReportOutcome, req, timeout_s)
+        return self._invoke(self._router.ReportOutcome, req, timeout_s, job_id=job_id)
 
     def dispatch(self, role: Role, task_class: str, messages: Sequence[Message], *, job_id: str,
                  timeout_s: float | None = None,
@@ -104,7 +107,7 @@ class Client:
         route_opts, call_opts = _common.split_dispatch_options(options)
         req = _common.dispatch_request(role, task_class, job_id, messages, route_opts, call_opts)
         timeout = _common.DISPATCH_TIMEOUT_S if timeout_s is None else timeout_s
-        call = self._router.Dispatch(req, metadata=self._metadata, timeout=timeout)
+        call = self._router.Dispatch(req, metadata=_common.with_job(self._metadata, job_id), timeout=timeout)
         try:
             yield from call
         except grpc.RpcError as err:
@@ -113,7 +116,8 @@ class Client:
             call.cancel()  # a consumer that stops early must not leave the call running
 
     def complete_job(self, job_id: str, status: Status, *, timeout_s: float | None = None) -> router_pb2.JobSummary:
-        return self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s)
+        return self._invoke(self._router.CompleteJob, _common.job_outcome(job_id, status), timeout_s,
+                    job_id=job_id)
 
     def job(self, task_class: str, *, job_id: str | None = None) -> Job:
         """A job context; the job_id is a fresh uuid4 unless given."""
@@ -205,7 +209,8 @@ class Job(JobBase):
     def _report(self, step: Step, status: Status, timeout_s: float | None,
                 options: ReportOptions) -> router_pb2.OutcomeAck:
         status_ = _common.outcome_status(status)
-        ack = self.client.report_outcome(step.decision_id, status_, timeout_s=timeout_s, **options)
+        ack = self.client.report_outcome(step.decision_id, status_, timeout_s=timeout_s, job_id=self.job_id,
+                                       **options)
         self._reported(step, status_, options, ack)
         return ack
 
