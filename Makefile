@@ -26,14 +26,14 @@ test: install ## install, then run every test and check (what CI runs)
 	$(MAKE) proto-check lint test-rust test-py
 
 test-rust: ## Rust core tests (no Python)
-	cargo test --manifest-path router_core/Cargo.toml --quiet
+	cargo test --manifest-path router_core/Cargo.toml --features front --quiet
 
 test-py: install ## Python tests against real gRPC servers on loopback
 	$(VENV)/bin/pytest -q
 
 lint: install ## clippy, ruff, mypy, buf lint
 	cargo clippy --manifest-path router_core/Cargo.toml --all-targets --quiet -- -D warnings
-	cargo clippy --manifest-path router_core/Cargo.toml --features python --quiet -- -D warnings
+	cargo clippy --manifest-path router_core/Cargo.toml --features python,front --quiet -- -D warnings
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/mypy
 	cd proto && ../$(VENV)/bin/buf lint

@@ -25,6 +25,8 @@ pub mod error;
 pub mod explain;
 /// String interning.
 pub mod intern;
+/// Per-job routing memory (stickiness, failures and their efforts), shared by both fronts.
+pub mod jobs;
 /// Hierarchical shrinkage of P(success).
 pub mod prior;
 /// A routing request.
@@ -43,6 +45,9 @@ pub mod stats;
 /// Python bindings (`modelyard._core`), only with the `python` feature.
 #[cfg(feature = "python")]
 mod bindings;
+/// The Rust gRPC front: Route served natively over the same core, the rest forwarded.
+#[cfg(feature = "front")]
+pub mod front;
 
 pub use catalog::Catalog;
 pub use decision::{ArmStats, Candidate, Decision, Event};

@@ -6,6 +6,8 @@ releases the GIL while it works. Roles: 1 PLANNER … 6 ORCHESTRATOR; statuses: 
 2 FAILURE, 3 ERROR, 4 TIMEOUT, 5 CANCELLED (docs/CONTRACTS.md).
 """
 
+from typing import Any
+
 class CoreError(ValueError):
     """Invalid catalog, argument or snapshot; the message starts with the field, e.g.
     "models[3].price_out: must be ≥ 0, got -1"."""
@@ -159,3 +161,32 @@ class Core:
     def merge(self, data: bytes) -> None:
         """Add another snapshot's sums after aligning epochs (commutative, associative)."""
     def arm_count(self) -> int: ...
+
+class JobTracker:
+    """Per-job routing memory, least recently used jobs forgotten past `capacity`."""
+    def __init__(self, capacity: int = 100_000) -> None: ...
+    def context(self, tenant: str, job_id: str, role: int) -> tuple[str | None, int, float | None]:
+        """(model to stay on, failures of this role so far in the job, their mean effort or None)."""
+    def knows(self, tenant: str, job_id: str) -> bool:
+        """Whether an outcome of the job was observed here since start (and not forgotten)."""
+    def observe(self, tenant: str, job_id: str, role: int, model: str, status: int,
+                effort: float | None = None) -> None: ...
+    def forget(self, tenant: str, job_id: str) -> None: ...
+    def __len__(self) -> int: ...
+
+class Front:
+    """The Rust gRPC front: Route served on its own threads over the same cores, store file and job
+    tracker; every other call (and every Route it does not serve) forwarded to the Unix socket."""
+    def __init__(self, config_json: str, db_path: str, jobs: JobTracker) -> None: ...
+    def set_config(self, config_json: str) -> None: ...
+    def set_core(self, name: str, core: Core) -> None: ...
+    def start(self, listen: str, upstream: str, threads: int = 2) -> int:
+        """Binds `listen` (raises OSError naming server.listen when it cannot) and returns the port."""
+    def stop(self, grace_s: float) -> None: ...
+    def drain_routed(self) -> list[tuple[tuple[str, str, int, str, str], tuple[str, str, float, float, bool, int],
+                                         tuple[int, int, str | None, str]]]:
+        """Routes served since the last call: ((tenant, key_id, role, task_class, job_id), (model,
+        decision_id, cost_usd, reserved_usd, exploration, attempt), (start_unix_ns, duration_ns,
+        traceparent, payload))."""
+    def stats(self) -> dict[str, Any]:
+        """{"served": n, "dropped": n, "delegated": {reason: n}}."""

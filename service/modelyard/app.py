@@ -67,6 +67,11 @@ class App:
         self._mtime = self._file_mtime()
         self._seed_counter = 0
         self.providers = ProviderPool()  # Dispatch's HTTP clients, one per endpoint, created lazily
+        # The Rust front (front.py) follows new cores and reloads, and counts its Routes into the
+        # stats before they are read.
+        self.core_listeners: list[Callable[[str, RoutingCore], None]] = []
+        self.reload_listeners: list[Callable[[Runtime], None]] = []
+        self.before_stats: list[Callable[[], None]] = []
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> App:
@@ -148,6 +153,8 @@ class App:
         core = self._cores.get(key)
         if core is None:
             core = self._cores[key] = self._core_type(self.runtime.catalog)
+            for listener in self.core_listeners:
+                listener(key, core)
         return core
 
     @staticmethod
@@ -203,5 +210,7 @@ class App:
             log.warning("store settings changed; they take effect at restart")
         self.runtime = new
         self._mtime = self._file_mtime()
+        for listener in self.reload_listeners:
+            listener(new)
         log.info("config reloaded: %s -> %s", old.version, new.version)
         return old.version, new

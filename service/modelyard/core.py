@@ -14,6 +14,9 @@ from modelyard import _core
 from modelyard.domain import Constraints, RouteInput, TaskProfile
 
 CoreError = _core.CoreError
+# Per-job routing memory, and the Rust gRPC front: Rust objects the service holds as they are.
+JobTracker = _core.JobTracker
+RustFront = _core.Front
 
 
 class RoutingCore:
@@ -22,6 +25,11 @@ class RoutingCore:
 
     def set_catalog(self, catalog: dict[str, Any]) -> None:
         self._core.set_catalog(json.dumps(catalog))
+
+    @property
+    def native(self) -> _core.Core:
+        """The Rust core itself, for the Rust front to route on (`front.py`)."""
+        return self._core
 
     @staticmethod
     def _profile_args(task: TaskProfile, c: Constraints) -> dict[str, Any]:

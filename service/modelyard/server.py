@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from modelyard.app import App
 from modelyard.errors import ConfigRejected
+from modelyard.front import Front
 from modelyard.health import COMPONENTS, STORE, StoreMonitor
 from modelyard.interceptors import ServiceInterceptor
 from modelyard.servicers.admin import AdminServicer
@@ -81,6 +82,7 @@ class Server:
         self._stopped = asyncio.Event()
         self.port = 0
         self.store_monitor = StoreMonitor(self.health, app.store)
+        self.front: Front | None = None  # server.front: rust (see front.py); made at start
         # Telemetry off: no providers, no OTel interceptor, nothing wrapped.
         self.telemetry = telemetry_setup.setup(app.runtime.config.telemetry)
         telemetry_timing.instrument(app, self.telemetry)
@@ -109,11 +111,22 @@ class Server:
             )
 
     async def start(self) -> int:
-        self.port = self.grpc.add_insecure_port(self.listen)
+        rust = self.app.runtime.config.server.front == "rust"
+        front = Front(self.app, self.telemetry) if rust else None
+        # With the Rust front, grpc.aio listens only on the front's private socket.
+        self.port = self.grpc.add_insecure_port(front.upstream if front else self.listen)
         if not self.port:
             raise OSError(f"server.listen: cannot bind {self.listen}; choose a free HOST:PORT")
         await self.app.start()
         await self.grpc.start()
+        if front is not None:
+            try:
+                self.port = await asyncio.to_thread(front.start, self.listen)
+            except OSError:
+                await self.grpc.stop(0)
+                await self.app.stop()
+                raise
+            self.front = front
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         await self.store_monitor.start()  # the store component follows the store from here on
         log.info("modelyard serving on %s (port %d), config %s", self.listen, self.port, self.app.runtime.version)
@@ -133,6 +146,8 @@ class Server:
         # Each stage has a bound, so one that hangs (a store that stopped answering, a stuck
         # exporter) is named in the log and the rest of the shutdown still runs.
         await _bounded("health", self._stop_health(), STAGE_TIMEOUT_S)
+        if self.front is not None:  # stop taking calls before the server that answers them
+            await _bounded("Rust front", asyncio.to_thread(self.front.stop, grace), grace + STAGE_TIMEOUT_S)
         await _bounded("gRPC server", self.grpc.stop(grace), grace + STAGE_TIMEOUT_S)
         await _bounded("app (saving learned state, closing the store)", self.app.stop(), APP_STOP_TIMEOUT_S)
         if self.telemetry is not None:

@@ -30,7 +30,9 @@ async def _slow_steps(r, tally: Tally, stop: asyncio.Event) -> None:
         d = await route(r, tally)
         if d is None:
             return
-        await asyncio.sleep(0.05)
+        # Hold each reservation most of the time, so the kill leaves several open whatever the
+        # machine's load (with 50 ms, a loaded run once left only two, both already settled).
+        await asyncio.sleep(0.3)
         await report(r, tally, d)
 
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
-from tests.conftest import auth
+from tests.conftest import FRONTS, auth
 from tests.helpers import RunningServer, ServerThread, write_config
 
 
@@ -250,10 +250,11 @@ def test_retries_learn_apart_after_long_and_short_failures(fresh_server: Running
         assert p[8.0] < 0.3 < 0.7 < p[0.125], p
 
 
-def test_a_retry_after_a_restart_still_knows_how_the_jobs_failure_ran(tmp_path: Path) -> None:
+@pytest.mark.parametrize("front", FRONTS)
+def test_a_retry_after_a_restart_still_knows_how_the_jobs_failure_ran(tmp_path: Path, front: str) -> None:
     """The failures are reported to one server process and the retries routed by the next one (a
     restart, or another replica): the job's failed efforts come from the store, not from memory."""
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, **{"server.front": front})
     first = ServerThread(config)
     running = first.start()
     with grpc.insecure_channel(running.address) as ch:

@@ -6,6 +6,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 mod convert;
+#[cfg(feature = "front")]
+mod front;
+mod jobs;
 mod types;
 
 use convert::{err, PyCoreError, PyRequest};
@@ -16,8 +19,9 @@ use crate::{Core, Learn, Report, Role, Status};
 /// Thread-safe router core. All state lives behind locks inside, so one instance serves many
 /// Python threads; every method releases the GIL while it works.
 #[pyclass(frozen, module = "modelyard._core", name = "Core")]
-struct PyCore {
-    inner: Core,
+pub(crate) struct PyCore {
+    /// Shared with the Rust front, which routes on the same core.
+    pub(crate) inner: std::sync::Arc<Core>,
 }
 
 #[pymethods]
@@ -26,7 +30,9 @@ impl PyCore {
     fn new(py: Python<'_>, catalog_json: &str) -> PyResult<Self> {
         let json = catalog_json.to_owned();
         let inner = py.allow_threads(|| Core::new(&json)).map_err(err)?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner: std::sync::Arc::new(inner),
+        })
     }
 
     fn set_catalog(&self, py: Python<'_>, catalog_json: &str) -> PyResult<()> {
@@ -198,6 +204,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCandidate>()?;
     m.add_class::<PyArmStats>()?;
     m.add_class::<PyEvent>()?;
+    m.add_class::<jobs::PyJobTracker>()?;
+    #[cfg(feature = "front")]
+    m.add_class::<front::PyFront>()?;
     m.add("CoreError", m.py().get_type::<PyCoreError>())?;
     Ok(())
 }

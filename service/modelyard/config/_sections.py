@@ -49,6 +49,9 @@ def server(r: Reader, raw: Any) -> ServerConfig:
         default_deadline_ms=r.number(d, "default_deadline_ms", p,
                                      "write the deadline applied when a caller sets none, e.g. 5000",
                                      default=dflt.default_deadline_ms, lo=1, integer=True),
+        front=r.choice(d, "front", p, ("python", "rust"),
+                       "python serves every call in grpc.aio; rust serves Route in Rust (SQLite store only)",
+                       dflt.front),
     )
 
 

@@ -39,6 +39,9 @@ class ServerConfig:
     max_metadata_bytes: int = 16 * 1024
     shutdown_grace_s: float = 10.0
     default_deadline_ms: int = 5000
+    # "python": grpc.aio serves every call. "rust": Route is served by the Rust front in the core's
+    # threads, every other call forwarded to grpc.aio on a private Unix socket (SQLite store only).
+    front: str = "python"
 
 
 @dataclass(frozen=True, slots=True)

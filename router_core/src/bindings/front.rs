@@ -1,0 +1,126 @@
+//! `modelyard._core.Front`: the Rust gRPC front, started and fed by `modelyard.front`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::jobs::PyJobTracker;
+use super::PyCore;
+use crate::front::config::FrontConfig;
+use crate::front::{Front, Running};
+
+fn parse(config_json: &str) -> PyResult<FrontConfig> {
+    serde_json::from_str(config_json)
+        .map_err(|e| PyValueError::new_err(format!("front config: {e}")))
+}
+
+/// A served Route: ((tenant, key_id, role, task_class, job_id), (model, decision_id, cost_usd,
+/// reserved_usd, exploration, attempt), (start_unix_ns, duration_ns, traceparent, payload)).
+type RoutedTuple = (
+    (String, String, i32, String, String),
+    (String, String, f64, f64, bool, i64),
+    (u64, u64, Option<String>, String),
+);
+
+#[pyclass(frozen, module = "modelyard._core", name = "Front")]
+pub struct PyFront {
+    front: Arc<Front>,
+    running: Mutex<Option<Running>>,
+}
+
+#[pymethods]
+impl PyFront {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        config_json: &str,
+        db_path: &str,
+        jobs: &PyJobTracker,
+    ) -> PyResult<Self> {
+        let config = parse(config_json)?;
+        let jobs = Arc::clone(&jobs.inner);
+        let front = py
+            .allow_threads(|| Front::new(config, db_path, jobs))
+            .map_err(PyValueError::new_err)?;
+        Ok(Self {
+            front: Arc::new(front),
+            running: Mutex::new(None),
+        })
+    }
+
+    fn set_config(&self, config_json: &str) -> PyResult<()> {
+        self.front.set_config(parse(config_json)?);
+        Ok(())
+    }
+
+    /// The core learning for `name` ("" = shared, else the tenant's own).
+    fn set_core(&self, name: &str, core: &PyCore) {
+        self.front.set_core(name, Arc::clone(&core.inner));
+    }
+
+    /// Binds `listen`, serves on `threads` threads, forwards to the Unix socket `upstream`; returns the port.
+    #[pyo3(signature = (listen, upstream, threads=2))]
+    fn start(&self, py: Python<'_>, listen: &str, upstream: &str, threads: usize) -> PyResult<u16> {
+        let mut running = self.running.lock();
+        if running.is_some() {
+            return Err(PyValueError::new_err("the front is already running"));
+        }
+        let started = py
+            .allow_threads(|| self.front.start(listen, upstream, threads))
+            .map_err(PyOSError::new_err)?;
+        let port = started.port;
+        *running = Some(started);
+        Ok(port)
+    }
+
+    /// Stops accepting, lets calls in flight finish within `grace_s`, ends the threads.
+    fn stop(&self, py: Python<'_>, grace_s: f64) {
+        let taken = self.running.lock().take();
+        if let Some(mut r) = taken {
+            py.allow_threads(|| r.stop(Duration::from_secs_f64(grace_s.max(0.0))));
+        }
+    }
+
+    /// The Routes served since the last call (for stats and telemetry).
+    fn drain_routed(&self) -> Vec<RoutedTuple> {
+        self.front
+            .drain_routed()
+            .into_iter()
+            .map(|r| {
+                (
+                    (r.tenant, r.key_id, r.role, r.task_class, r.job_id),
+                    (
+                        r.model,
+                        r.decision_id,
+                        r.cost_usd,
+                        r.reserved_usd,
+                        r.exploration,
+                        r.attempt,
+                    ),
+                    (r.start_unix_ns, r.duration_ns, r.traceparent, r.payload),
+                )
+            })
+            .collect()
+    }
+
+    /// {"served": n, "dropped": n, "delegated": {reason: n}}.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item(
+            "served",
+            self.front.served.load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        d.set_item(
+            "dropped",
+            self.front
+                .routed_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )?;
+        d.set_item("delegated", self.front.delegations())?;
+        Ok(d)
+    }
+}

@@ -1,0 +1,104 @@
+//! The Rust gRPC front (`server.front: rust`, docs/DESIGN.md "Service: the Route hot path in
+//! Rust"). It owns the public listening socket: `modelyard.v1.Router/Route` is served here, on
+//! tokio threads that never take the GIL, over the same `Core`s, SQLite file and job tracker as
+//! the Python service; every other call, and every Route it does not serve itself (see
+//! route.rs), is forwarded unchanged over HTTP/2 to the Python grpc.aio server on a private Unix
+//! socket, which answers it as it would without the front.
+
+pub mod config;
+pub mod pb;
+pub mod route;
+mod server;
+pub mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use rusqlite::Connection;
+
+use crate::jobs::JobTracker;
+use crate::Core;
+use config::FrontConfig;
+use route::Routed;
+
+pub use server::Running;
+
+/// Served Routes waiting for the Python side to record their telemetry (bounded: past this many,
+/// the oldest are dropped and counted).
+pub const ROUTED_QUEUE_MAX: usize = 65_536;
+
+pub struct Front {
+    config: RwLock<Arc<FrontConfig>>,
+    cores: RwLock<HashMap<String, Arc<Core>>>,
+    pub jobs: Arc<JobTracker>,
+    db: Mutex<Connection>,
+    seed: AtomicU64,
+    /// Routes served here and forwarded to Python, by reason.
+    pub served: AtomicU64,
+    delegated: Mutex<HashMap<&'static str, u64>>,
+    routed: Mutex<VecDeque<Routed>>,
+    pub routed_dropped: AtomicU64,
+}
+
+impl Front {
+    pub fn new(config: FrontConfig, db_path: &str, jobs: Arc<JobTracker>) -> Result<Self, String> {
+        let db = store::open(db_path, 5_000).map_err(|e| format!("store.sqlite.path: {e}"))?;
+        Ok(Self {
+            config: RwLock::new(Arc::new(config)),
+            cores: RwLock::new(HashMap::new()),
+            jobs,
+            db: Mutex::new(db),
+            seed: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            delegated: Mutex::new(HashMap::new()),
+            routed: Mutex::new(VecDeque::new()),
+            routed_dropped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> Arc<FrontConfig> {
+        self.config.read().clone()
+    }
+
+    /// Swaps the config whole (a reload); Routes in flight finish on the one they started with.
+    pub fn set_config(&self, config: FrontConfig) {
+        *self.config.write() = Arc::new(config);
+    }
+
+    /// The core that learns for `name` ("" = shared, else a tenant's own).
+    pub fn set_core(&self, name: &str, core: Arc<Core>) {
+        self.cores.write().insert(name.to_owned(), core);
+    }
+
+    fn next_seed(&self) -> u64 {
+        // The Python side seeds with (routing.seed << 32) ^ its own counter; the top bit keeps the
+        // front's seeds apart from it.
+        (1 << 31) | (self.seed.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn delegated(&self, why: &'static str) {
+        *self.delegated.lock().entry(why).or_default() += 1;
+    }
+
+    /// Routes forwarded to Python since start, by reason.
+    pub fn delegations(&self) -> HashMap<&'static str, u64> {
+        self.delegated.lock().clone()
+    }
+
+    fn record(&self, r: Routed) {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        let mut q = self.routed.lock();
+        if q.len() >= ROUTED_QUEUE_MAX {
+            q.pop_front();
+            self.routed_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        q.push_back(r);
+    }
+
+    /// The Routes served since the last call, oldest first (for stats and telemetry).
+    pub fn drain_routed(&self) -> Vec<Routed> {
+        self.routed.lock().drain(..).collect()
+    }
+}

@@ -1,0 +1,720 @@
+//! Route in Rust: the Python service's `routing.route` on its common path, over the same core,
+//! store file and job tracker.
+//!
+//! Only the path where every check passes is served here. Whatever would end in an error (a bad
+//! field, an unknown key, an exhausted budget, no eligible model) or needs what only the Python
+//! side keeps (a replayed request_id, a retry of a job this replica has no memory of, a tenant
+//! whose core is not yet created) is `Delegate`d: the server forwards the untouched request to
+//! the Python server, which answers it exactly as it would without the front. So the error
+//! messages, replays and store fallbacks have one implementation; what is here must give the same
+//! answer as `routing._route` + `_reserve` for the requests it accepts (the service tests run on
+//! both fronts to hold it to that).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prost::Message;
+
+use super::config::{FrontConfig, Limits, Policy, Tenant};
+use super::pb;
+use super::store::{self, NewDecision, Usage};
+use super::Front;
+use crate::{Candidate, Core, Request, Role};
+
+const MAX_ID: usize = 128;
+const MAX_TOKENS: i64 = 10_000_000;
+const MAX_LIST: usize = 256;
+const MAX_USD: f64 = 100_000.0;
+const MAX_LATENCY_MS: f64 = 86_400_000.0;
+/// The core's floor on P(success) (score.rs MIN_SUCCESS_PROBABILITY, convert.py MIN_P).
+const MIN_P: f64 = 1e-6;
+/// policy.py NOTHING_ALLOWED: an allow list nothing satisfies.
+const NOTHING_ALLOWED: &str = "(no model is in both the request's and the policy's allow lists)";
+
+pub enum Outcome {
+    /// The encoded RouteDecision.
+    Answer(Vec<u8>),
+    /// Forward the request to the Python server, which answers it.
+    Delegate(&'static str),
+}
+
+/// What a served Route tells telemetry and the stats.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub tenant: String,
+    pub key_id: String,
+    pub role: i32,
+    pub task_class: String,
+    pub job_id: String,
+    pub model: String,
+    pub decision_id: String,
+    pub cost_usd: f64,
+    pub reserved_usd: f64,
+    pub exploration: bool,
+    pub attempt: i64,
+    /// Set by the server: when the call arrived (Unix ns), how long it took, its W3C traceparent.
+    pub start_unix_ns: u64,
+    pub duration_ns: u64,
+    pub traceparent: Option<String>,
+    /// The decision payload as stored (domain.py Decision.to_payload).
+    pub payload: String,
+}
+
+/// A field the Python validation would accept: non-empty (when required), at most 128
+/// characters, printable. Only printable ASCII is accepted here; anything else goes to Python,
+/// whose `str.isprintable` is the rule.
+fn ok_id(s: &str, required: bool) -> bool {
+    (!required || !s.is_empty())
+        && s.len() <= MAX_ID
+        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+fn ok_names(v: &[String]) -> bool {
+    v.len() <= MAX_LIST && v.iter().all(|s| ok_id(s, true))
+}
+
+fn ok_tokens(v: i64) -> bool {
+    (0..=MAX_TOKENS).contains(&v)
+}
+
+fn ok_number(v: Option<f64>, upper: f64) -> bool {
+    v.map_or(true, |x| x.is_finite() && (0.0..=upper).contains(&x))
+}
+
+fn min_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(a), Some(b)) => Some(a.min(b)),
+    }
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (None, b) => b,
+        (a, None) => a,
+        (Some(a), Some(b)) => Some(a.max(b)),
+    }
+}
+
+fn dedup_concat(a: &[String], b: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(a.len() + b.len());
+    for s in a.iter().chain(b) {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// policy.py `narrow`: the operator's policy narrows the request and never widens it.
+fn narrow(req: &pb::Constraints, policy: &Policy) -> Policy {
+    let mut allowed = req.allowed_models.clone();
+    if !policy.allowed_models.is_empty() {
+        let base = if allowed.is_empty() {
+            &policy.allowed_models
+        } else {
+            &allowed
+        };
+        allowed = base
+            .iter()
+            .filter(|m| policy.allowed_models.contains(m))
+            .cloned()
+            .collect();
+        if allowed.is_empty() {
+            allowed = vec![NOTHING_ALLOWED.to_owned()];
+        }
+    }
+    Policy {
+        max_cost_usd: min_opt(req.max_cost_usd, policy.max_cost_usd),
+        max_latency_ms: min_opt(req.max_latency_ms, policy.max_latency_ms),
+        min_success_probability: max_opt(
+            req.min_success_probability,
+            policy.min_success_probability,
+        ),
+        allowed_models: allowed,
+        denied_models: dedup_concat(&req.denied_models, &policy.denied_models),
+        required_provenance: dedup_concat(&req.required_provenance, &policy.required_provenance),
+    }
+}
+
+/// budget.py `usd_to_micros`: Python's round(), ties to even.
+fn usd_to_micros(usd: f64) -> i64 {
+    (usd * 1_000_000.0).round_ties_even() as i64
+}
+
+fn micros_to_usd(m: i64) -> f64 {
+    m as f64 / 1_000_000.0
+}
+
+struct View {
+    scope: &'static str,
+    subject: String,
+    window: i64,
+    hard_usd: Option<f64>,
+    soft_usd: Option<f64>,
+    spent_usd: f64,
+    reserved_usd: f64,
+    remaining_usd: Option<f64>,
+    resets_at: String,
+}
+
+/// budget.py `headroom`, or `None` where it would raise BudgetExhausted.
+fn headroom(
+    usages: &[Usage],
+    tenant: &Limits,
+    key: Option<&Limits>,
+) -> Option<(Vec<View>, Option<f64>, Option<f64>)> {
+    let mut views = Vec::with_capacity(usages.len());
+    let (mut cap, mut remaining_min): (Option<f64>, Option<f64>) = (None, None);
+    for u in usages {
+        let limits = if u.scope == "tenant" {
+            Some(tenant)
+        } else {
+            key
+        };
+        let wl = limits.and_then(|l| l.get(store::window_name(u.window)));
+        let (spent, reserved) = (
+            micros_to_usd(u.spent_micros),
+            micros_to_usd(u.reserved_micros),
+        );
+        let remaining = wl.map(|wl| (wl.hard_usd - spent - reserved).max(0.0));
+        if let (Some(wl), Some(rem)) = (wl, remaining) {
+            if rem <= 0.0 {
+                return None;
+            }
+            let mut window_cap = rem;
+            if spent + reserved >= wl.soft_usd {
+                let gap = wl.hard_usd - wl.soft_usd;
+                window_cap = if gap > 0.0 { rem * rem / gap } else { 0.0 };
+            }
+            cap = Some(cap.map_or(window_cap, |c: f64| c.min(window_cap)));
+            remaining_min = Some(remaining_min.map_or(rem, |r: f64| r.min(rem)));
+        }
+        views.push(View {
+            scope: u.scope,
+            subject: u.subject.clone(),
+            window: u.window,
+            hard_usd: wl.map(|w| w.hard_usd),
+            soft_usd: wl.map(|w| w.soft_usd),
+            spent_usd: spent,
+            reserved_usd: reserved,
+            remaining_usd: remaining,
+            resets_at: store::iso_utc(u.resets_at),
+        });
+    }
+    Some((views, cap, remaining_min))
+}
+
+// ---- the decision payload (domain.py Decision.to_payload, read back by Decision.from_payload) ----
+
+/// A float as Python's json.dumps writes it (Infinity / NaN included, which json.loads reads).
+fn jf(out: &mut String, x: f64) {
+    if x.is_finite() {
+        // ryu's shortest round-trip form, as Python's repr.
+        let _ = write!(
+            out,
+            "{}",
+            serde_json::Number::from_f64(x).map_or_else(|| "0".into(), |n| n.to_string())
+        );
+    } else if x.is_nan() {
+        out.push_str("NaN");
+    } else if x > 0.0 {
+        out.push_str("Infinity");
+    } else {
+        out.push_str("-Infinity");
+    }
+}
+
+fn jopt(out: &mut String, x: Option<f64>) {
+    match x {
+        Some(x) => jf(out, x),
+        None => out.push_str("null"),
+    }
+}
+
+fn js(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+fn jmodel(out: &mut String, id: &str, cfg: &FrontConfig) -> pb::ModelRef {
+    let info = cfg.models.get(id);
+    let m = pb::ModelRef {
+        model_id: id.to_owned(),
+        provider: info.map(|i| i.provider.clone()).unwrap_or_default(),
+        endpoint: info.map(|i| i.endpoint.clone()).unwrap_or_default(),
+        upstream_model: info.map(|i| i.upstream_model.clone()).unwrap_or_default(),
+    };
+    out.push_str("{\"model_id\":");
+    js(out, &m.model_id);
+    out.push_str(",\"provider\":");
+    js(out, &m.provider);
+    out.push_str(",\"endpoint\":");
+    js(out, &m.endpoint);
+    out.push_str(",\"upstream_model\":");
+    js(out, &m.upstream_model);
+    out.push('}');
+    m
+}
+
+fn jcandidate(out: &mut String, c: &Candidate) {
+    out.push_str("{\"model_id\":");
+    js(out, &c.model);
+    let _ = write!(
+        out,
+        ",\"excluded\":{},\"constraint\":",
+        if c.excluded { "true" } else { "false" }
+    );
+    js(out, c.constraint);
+    out.push_str(",\"detail\":");
+    js(out, &c.detail);
+    for (name, v) in [
+        ("cost_usd", c.cost_usd),
+        ("success_probability", c.success_probability),
+        ("sampled_success", c.sampled_success),
+        ("latency_ms", c.latency_ms),
+        ("score", c.score),
+        ("evidence", c.evidence),
+        ("success_low", c.success_low),
+        ("success_high", c.success_high),
+    ] {
+        let _ = write!(out, ",\"{name}\":");
+        jf(out, v);
+    }
+    out.push('}');
+}
+
+fn jview(out: &mut String, v: &View) {
+    let _ = write!(out, "{{\"scope\":\"{}\",\"subject\":", v.scope);
+    js(out, &v.subject);
+    let _ = write!(out, ",\"window\":{},\"hard_usd\":", v.window);
+    jopt(out, v.hard_usd);
+    out.push_str(",\"soft_usd\":");
+    jopt(out, v.soft_usd);
+    out.push_str(",\"spent_usd\":");
+    jf(out, v.spent_usd);
+    out.push_str(",\"reserved_usd\":");
+    jf(out, v.reserved_usd);
+    out.push_str(",\"remaining_usd\":");
+    jopt(out, v.remaining_usd);
+    out.push_str(",\"resets_at\":");
+    js(out, &v.resets_at);
+    out.push('}');
+}
+
+fn decision_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let mut s = String::with_capacity(32);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+struct Valid<'a> {
+    msg: &'a pb::RouteRequest,
+    task: &'a pb::TaskProfile,
+    constraints: pb::Constraints,
+    est_in: i64,
+    est_out: i64,
+    cached: i64,
+    attempt: i64,
+}
+
+/// convert.py `route_input` on the requests it accepts; `None` for anything it would reject.
+fn validate(msg: &pb::RouteRequest, defaults: (i64, i64, i64)) -> Option<Valid<'_>> {
+    if !(0..=100).contains(&msg.attempt)
+        || !ok_id(&msg.request_id, true)
+        || !ok_id(&msg.job_id, true)
+    {
+        return None;
+    }
+    let task = msg.task.as_ref()?;
+    let (d_in, d_out, d_cached) = defaults;
+    let tokens = [
+        task.est_input_tokens,
+        task.est_output_tokens,
+        task.est_cached_input_tokens,
+        task.min_context_window,
+        msg.context_tokens,
+    ];
+    if !tokens.iter().all(|&t| ok_tokens(t)) {
+        return None;
+    }
+    let est_in = if task.est_input_tokens == 0 {
+        d_in
+    } else {
+        task.est_input_tokens
+    };
+    if task.est_cached_input_tokens > est_in {
+        return None;
+    }
+    let cached = match task.est_cached_input_tokens {
+        0 if task.est_input_tokens == 0 => d_cached,
+        c => c,
+    };
+    let c = msg.constraints.clone().unwrap_or_default();
+    let ok = Role::from_number(i64::from(task.role)).is_ok()
+        && ok_id(&task.task_class, true)
+        && ok_names(&task.required_capabilities)
+        && ok_number(c.max_cost_usd, MAX_USD)
+        && ok_number(c.max_latency_ms, MAX_LATENCY_MS)
+        && ok_number(c.min_success_probability, 1.0)
+        && ok_names(&c.allowed_models)
+        && ok_names(&c.denied_models)
+        && ok_names(&c.required_provenance)
+        && ok_names(&msg.failed_models);
+    ok.then(|| Valid {
+        msg,
+        task,
+        constraints: c,
+        est_in,
+        est_out: if task.est_output_tokens == 0 {
+            d_out
+        } else {
+            task.est_output_tokens
+        },
+        cached,
+        attempt: i64::from(msg.attempt.max(1)),
+    })
+}
+
+impl Front {
+    /// Serves one Route whose body is `body` (the protobuf message) and whose `authorization`
+    /// metadata is `auth`; see the module doc for what is delegated.
+    // One linear sequence, step for step the order of routing._route + _reserve; split up, that
+    // order (which check wins when several would fail) would be harder to hold against Python's.
+    #[allow(clippy::too_many_lines)]
+    pub fn route(
+        &self,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<(Outcome, Option<Routed>), String> {
+        let cfg = self.config();
+        let Some(who) = auth.and_then(bearer).and_then(|key| principal(&cfg, key)) else {
+            return Ok((Outcome::Delegate("auth"), None));
+        };
+        if !who.scopes.iter().any(|s| s == "route") {
+            return Ok((Outcome::Delegate("scope"), None));
+        }
+        let Ok(msg) = pb::RouteRequest::decode(body) else {
+            return Ok((Outcome::Delegate("decode"), None));
+        };
+        let Some(v) = validate(&msg, cfg.default_tokens) else {
+            return Ok((Outcome::Delegate("invalid"), None));
+        };
+        let Some(tenant) = cfg.tenants.get(&who.tenant) else {
+            return Ok((Outcome::Delegate("tenant"), None));
+        };
+        let Some(core) = self.core_for(&cfg, &who.tenant) else {
+            return Ok((Outcome::Delegate("core"), None));
+        };
+        let allowed = &v.constraints.allowed_models;
+        if !allowed.is_empty() && !allowed.iter().any(|m| cfg.models.contains_key(m)) {
+            return Ok((Outcome::Delegate("allowed"), None));
+        }
+        let role = v.task.role;
+        let job = &v.msg.job_id;
+        let (sticky, failures, mut failed_effort) =
+            self.jobs.context(&who.tenant, job, i64::from(role));
+        if v.attempt <= 1 {
+            failed_effort = None;
+        } else if !self.jobs.knows(&who.tenant, job) {
+            return Ok((Outcome::Delegate("job memory"), None));
+        }
+        let constraints = narrow(&v.constraints, tenant.policy_for(role));
+        let explore = v.msg.explore.unwrap_or(cfg.explore);
+        let now = now_s();
+        let seed = (cfg.seed << 32) ^ self.next_seed();
+        let key_budgets = tenant.key_budgets.get(&who.key_id);
+        let mut db = self.db.lock();
+        let tx = db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| e.to_string())?;
+        if store::find_request(&tx, &v.msg.request_id, &who.tenant)
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok((Outcome::Delegate("replay"), None));
+        }
+        let usages = store::usage(&tx, &who.tenant, &who.key_id, now).map_err(|e| e.to_string())?;
+        let Some((views, cap, remaining)) = headroom(&usages, &tenant.budgets, key_budgets) else {
+            return Ok((Outcome::Delegate("budget"), None));
+        };
+        let req = core_request(
+            &v,
+            &constraints,
+            cap,
+            failures,
+            failed_effort,
+            sticky,
+            tenant,
+            explore,
+            seed,
+            now,
+        );
+        let d = core.route(&req).map_err(|e| e.to_string())?;
+        let Some(model) = d.model().map(str::to_owned) else {
+            return Ok((Outcome::Delegate("no model"), None));
+        };
+        let estimate_micros = ((d.expected_cost_usd * 1_000_000.0).ceil() as i64).max(1);
+        for u in &usages {
+            let limits = if u.scope == "tenant" {
+                Some(&tenant.budgets)
+            } else {
+                key_budgets
+            };
+            if let Some(wl) = limits.and_then(|l| l.get(store::window_name(u.window))) {
+                if u.spent_micros + u.reserved_micros + estimate_micros > usd_to_micros(wl.hard_usd)
+                {
+                    return Ok((Outcome::Delegate("hard limit"), None));
+                }
+            }
+        }
+        let reserved_usd = micros_to_usd(estimate_micros);
+        let (payload, resp) = answer(
+            &cfg,
+            &d,
+            &v,
+            &model,
+            &views,
+            remaining,
+            reserved_usd,
+            failed_effort,
+            now,
+        );
+        let id = resp.decision_id.clone();
+        let row = NewDecision {
+            request_id: &v.msg.request_id,
+            decision_id: &id,
+            tenant: &who.tenant,
+            key_id: &who.key_id,
+            job_id: job,
+            model: &model,
+            role: i64::from(role),
+            task_class: &v.task.task_class,
+            estimate_micros,
+            created_at: now,
+            expires_at: now + cfg.reservation_ttl_s,
+            payload: payload.as_bytes(),
+        };
+        store::insert_reservation(&tx, &row, now).map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        drop(db);
+        let routed = Routed {
+            tenant: who.tenant.clone(),
+            key_id: who.key_id.clone(),
+            role,
+            task_class: v.task.task_class.clone(),
+            job_id: job.clone(),
+            model,
+            decision_id: id,
+            cost_usd: d.expected_cost_usd,
+            reserved_usd,
+            exploration: d.exploration,
+            attempt: v.attempt,
+            start_unix_ns: 0,
+            duration_ns: 0,
+            traceparent: None,
+            payload,
+        };
+        Ok((Outcome::Answer(resp.encode_to_vec()), Some(routed)))
+    }
+
+    fn core_for(&self, cfg: &FrontConfig, tenant: &str) -> Option<Arc<Core>> {
+        let key = if cfg.per_tenant { tenant } else { "" };
+        self.cores.read().get(key).cloned()
+    }
+}
+
+/// Who a key is: its SHA-256 looked up among the configured hashes.
+fn principal<'a>(cfg: &'a FrontConfig, key: &str) -> Option<&'a super::config::Key> {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(hex, "{b:02x}");
+    }
+    cfg.keys.get(&hex)
+}
+
+/// The key of `authorization: Bearer <key>` (auth.py `bearer_token`).
+fn bearer(value: &str) -> Option<&str> {
+    let prefix = value.get(..7)?;
+    if !prefix.eq_ignore_ascii_case("bearer ") {
+        return None;
+    }
+    let key = value[7..].trim();
+    (!key.is_empty()).then_some(key)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn core_request(
+    v: &Valid<'_>,
+    c: &Policy,
+    cap: Option<f64>,
+    failures: u32,
+    failed_effort: Option<f64>,
+    sticky: Option<String>,
+    tenant: &Tenant,
+    explore: bool,
+    seed: u64,
+    now: f64,
+) -> Request {
+    let task = v.task;
+    Request {
+        role: Role::from_number(i64::from(task.role)).unwrap_or_else(|_| unreachable!("validated")),
+        task_class: task.task_class.clone(),
+        est_input_tokens: v.est_in as u64,
+        est_output_tokens: v.est_out as u64,
+        est_cached_input_tokens: v.cached as u64,
+        capabilities: task.required_capabilities.clone(),
+        min_context: task.min_context_window as u64,
+        allowed: c.allowed_models.clone(),
+        denied: c.denied_models.clone(),
+        provenance: c.required_provenance.clone(),
+        max_cost_usd: c.max_cost_usd,
+        max_latency_ms: c.max_latency_ms,
+        min_success: c.min_success_probability,
+        budget_cap_usd: cap,
+        attempt: v.attempt as u32,
+        failed_models: v.msg.failed_models.clone(),
+        job_failures: failures,
+        failed_effort,
+        sticky_model: sticky,
+        context_tokens: v.msg.context_tokens as u64,
+        time_value_usd_per_s: tenant.time_value_usd_per_s,
+        explore,
+        seed,
+        now,
+        explain: v.msg.explain,
+    }
+}
+
+/// Decision counts by model since start (Admin.GetStats adds them to the Python side's).
+pub type ModelCounts = HashMap<String, u64>;
+
+/// The decision as the caller gets it and as the store keeps it (domain.py Decision.to_payload):
+/// the two are written side by side, field by field, so they cannot drift apart.
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+fn answer(
+    cfg: &FrontConfig,
+    d: &crate::Decision,
+    v: &Valid<'_>,
+    model: &str,
+    views: &[View],
+    remaining: Option<f64>,
+    reserved_usd: f64,
+    failed_effort: Option<f64>,
+    now: f64,
+) -> (String, pb::RouteDecision) {
+    let ttl = cfg.reservation_ttl_s;
+    let id = decision_id();
+    let mut payload = String::with_capacity(1024);
+    let mut resp = pb::RouteDecision {
+        decision_id: id.clone(),
+        expected: Some(pb::Expectation {
+            cost_usd: d.expected_cost_usd,
+            success_probability: d.success_probability,
+            latency_ms: d.latency_ms,
+            cost_per_success_usd: d.cost_per_success_usd,
+        }),
+        reserved_usd,
+        budget_remaining_usd: remaining.map_or(-1.0, |r| r - reserved_usd),
+        exploration: d.exploration,
+        reason: d.reason(),
+        sticky: d.sticky,
+        replayed: false,
+        reservation_expires_at: (now + ttl) as i64,
+        ..Default::default()
+    };
+    payload.push_str("{\"decision_id\":");
+    js(&mut payload, &id);
+    for (name, x) in [
+        ("cost_usd", d.expected_cost_usd),
+        ("success_probability", d.success_probability),
+        ("latency_ms", d.latency_ms),
+        ("cost_per_success_usd", d.cost_per_success_usd),
+        ("reserved_usd", reserved_usd),
+        ("budget_remaining_usd", resp.budget_remaining_usd),
+    ] {
+        let _ = write!(payload, ",\"{name}\":");
+        jf(&mut payload, x);
+    }
+    let _ = write!(
+        payload,
+        ",\"exploration\":{},\"sticky\":{},\"reason\":",
+        d.exploration, d.sticky
+    );
+    js(&mut payload, &resp.reason);
+    let _ = write!(
+        payload,
+        ",\"reservation_expires_at\":{},\"replayed\":false,\"est_input_tokens\":{},\
+         \"est_output_tokens\":{},\"est_cached_input_tokens\":{},\"attempt\":{},\"failed_effort\":",
+        resp.reservation_expires_at, v.est_in, v.est_out, v.cached, v.attempt
+    );
+    jopt(&mut payload, failed_effort);
+    payload.push_str(",\"model\":");
+    resp.model = Some(jmodel(&mut payload, model, cfg));
+    payload.push_str(",\"fallbacks\":[");
+    for (i, f) in d.fallbacks().into_iter().enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        resp.fallbacks.push(jmodel(&mut payload, f, cfg));
+    }
+    payload.push_str("],\"candidates\":[");
+    if v.msg.explain {
+        for (i, c) in d.candidates.iter().enumerate() {
+            if i > 0 {
+                payload.push(',');
+            }
+            jcandidate(&mut payload, c);
+            resp.candidates.push(pb::CandidateScore {
+                model_id: c.model.clone(),
+                excluded: c.excluded,
+                constraint: c.constraint.to_owned(),
+                detail: c.detail.clone(),
+                expected: Some(pb::Expectation {
+                    cost_usd: c.cost_usd,
+                    success_probability: c.success_probability,
+                    latency_ms: c.latency_ms,
+                    cost_per_success_usd: c.cost_usd / c.success_probability.max(MIN_P),
+                }),
+                sampled_success_probability: c.sampled_success,
+                evidence: c.evidence,
+                score: c.score,
+                success_low: c.success_low,
+                success_high: c.success_high,
+            });
+        }
+    }
+    payload.push_str("],\"budgets\":[");
+    for (i, view) in views.iter().enumerate() {
+        if i > 0 {
+            payload.push(',');
+        }
+        jview(&mut payload, view);
+        resp.budgets.push(pb::BudgetWindow {
+            scope: view.scope.to_owned(),
+            subject: view.subject.clone(),
+            window: view.window as i32,
+            hard_limit_usd: view.hard_usd.unwrap_or(0.0),
+            soft_limit_usd: view.soft_usd.unwrap_or(0.0),
+            spent_usd: view.spent_usd,
+            reserved_usd: view.reserved_usd,
+            remaining_usd: view.remaining_usd.unwrap_or(0.0),
+            resets_at: view.resets_at.clone(),
+            has_limit: view.hard_usd.is_some(),
+        });
+    }
+    payload.push_str("]}");
+    (payload, resp)
+}

@@ -1,0 +1,281 @@
+//! The SQLite store's Route operations in Rust, on the same file, schema and semantics as
+//! `service/modelyard/store/_sqlite_ops.py` (the reference): the reservation is one
+//! `BEGIN IMMEDIATE … COMMIT` (replay check, counters read and checked, the decision row, the
+//! counters and holds written) at `synchronous=NORMAL`, as the Python store commits reservations.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+/// Schema version this build reads and writes (`_sqlite_schema.py` SCHEMA_VERSION).
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub const WINDOWS: [i64; 3] = [1, 2, 3];
+pub const WINDOW_NAMES: [&str; 3] = ["hour", "day", "month"];
+
+pub fn window_name(w: i64) -> &'static str {
+    WINDOW_NAMES[(w - 1).clamp(0, 2) as usize]
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// (year, month, day) of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (start, reset) in epoch seconds of the UTC hour, day or calendar month containing `now`.
+pub fn window_bounds(window: i64, now: f64) -> (i64, i64) {
+    let t = now.floor() as i64;
+    match window {
+        1 => {
+            let s = t.div_euclid(3600) * 3600;
+            (s, s + 3600)
+        }
+        2 => {
+            let s = t.div_euclid(86_400) * 86_400;
+            (s, s + 86_400)
+        }
+        _ => {
+            let (y, m, _) = civil_from_days(t.div_euclid(86_400));
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (
+                days_from_civil(y, m, 1) * 86_400,
+                days_from_civil(ny, nm, 1) * 86_400,
+            )
+        }
+    }
+}
+
+/// "%Y-%m-%dT%H:%M:%SZ" of epoch seconds, UTC.
+pub fn iso_utc(ts: i64) -> String {
+    let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
+    let s = ts.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// One counter as Route reads it.
+#[derive(Debug, Clone)]
+pub struct Usage {
+    pub scope: &'static str,
+    pub subject: String,
+    pub window: i64,
+    pub resets_at: i64,
+    pub spent_micros: i64,
+    pub reserved_micros: i64,
+}
+
+/// A settled step of a job, for rebuilding its failures (see `route::stored_failures`).
+pub struct JobStep {
+    pub role: i64,
+    pub status: i64,
+    pub model: String,
+    pub task_class: String,
+    pub input_tokens: i64,
+    pub cached_input_tokens: i64,
+    pub output_tokens: i64,
+    pub charged_micros: i64,
+    pub payload: Vec<u8>,
+}
+
+/// The decision row a reservation inserts.
+pub struct NewDecision<'a> {
+    pub request_id: &'a str,
+    pub decision_id: &'a str,
+    pub tenant: &'a str,
+    pub key_id: &'a str,
+    pub job_id: &'a str,
+    pub model: &'a str,
+    pub role: i64,
+    pub task_class: &'a str,
+    pub estimate_micros: i64,
+    pub created_at: f64,
+    pub expires_at: f64,
+    pub payload: &'a [u8],
+}
+
+pub fn open(path: &str, busy_timeout_ms: u64) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
+    // Reservations only: a process crash loses nothing, a power loss may drop the newest whole
+    // (see relaxed_sync in _sqlite_ops.py). The Python store's settles stay FULL.
+    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != SCHEMA_VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "{path}: schema version {version}, this build needs {SCHEMA_VERSION} (the Python store creates it)"
+        )));
+    }
+    Ok(conn)
+}
+
+pub fn find_request(
+    tx: &Transaction<'_>,
+    request_id: &str,
+    tenant: &str,
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    tx.prepare_cached("SELECT payload FROM decisions WHERE tenant = ?1 AND request_id = ?2")?
+        .query_row(params![tenant, request_id], |r| r.get(0))
+        .optional()
+}
+
+/// The tenant's and the key's counters of the three windows containing `now`, in that order.
+pub fn usage(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    key_id: &str,
+    now: f64,
+) -> rusqlite::Result<Vec<Usage>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT spent_micros, reserved_micros FROM counters \
+         WHERE scope = ?1 AND subject = ?2 AND win = ?3 AND window_start = ?4",
+    )?;
+    let mut out = Vec::with_capacity(6);
+    for (scope, subject) in [("tenant", tenant), ("key", key_id)] {
+        for w in WINDOWS {
+            let (start, reset) = window_bounds(w, now);
+            let (spent, reserved) = stmt
+                .query_row(params![scope, subject, w, start], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?
+                .unwrap_or((0, 0));
+            out.push(Usage {
+                scope,
+                subject: subject.to_owned(),
+                window: w,
+                resets_at: reset,
+                spent_micros: spent,
+                reserved_micros: reserved,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Inserts the decision and holds its estimate on the tenant's and key's counters of every window.
+pub fn insert_reservation(
+    tx: &Transaction<'_>,
+    d: &NewDecision<'_>,
+    now: f64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO decisions (request_id, decision_id, tenant, key_id, job_id, model, role, \
+         task_class, estimate_micros, created_at, expires_at, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        d.request_id,
+        d.decision_id,
+        d.tenant,
+        d.key_id,
+        d.job_id,
+        d.model,
+        d.role,
+        d.task_class,
+        d.estimate_micros,
+        d.created_at,
+        d.expires_at,
+        d.payload
+    ])?;
+    let mut up = tx.prepare_cached(
+        "INSERT INTO counters (scope, subject, win, window_start, reserved_micros) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE \
+         SET reserved_micros = reserved_micros + excluded.reserved_micros",
+    )?;
+    let mut hold = tx.prepare_cached("INSERT INTO holds VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for (scope, subject) in [("tenant", d.tenant), ("key", d.key_id)] {
+        for w in WINDOWS {
+            let start = window_bounds(w, now).0;
+            up.execute(params![scope, subject, w, start, d.estimate_micros])?;
+            hold.execute(params![d.decision_id, scope, subject, w, start])?;
+        }
+    }
+    Ok(())
+}
+
+/// The job's settled steps of `role`, oldest first.
+pub fn job_steps(
+    conn: &Connection,
+    tenant: &str,
+    job_id: &str,
+    role: i64,
+) -> rusqlite::Result<Vec<JobStep>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT role, status, CASE model_used WHEN '' THEN model ELSE model_used END, task_class, \
+         input_tokens, cached_input_tokens, output_tokens, charged_micros, payload \
+         FROM decisions WHERE tenant = ?1 AND job_id = ?2 AND role = ?3 AND settled = 1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![tenant, job_id, role], |r| {
+        Ok(JobStep {
+            role: r.get(0)?,
+            status: r.get(1)?,
+            model: r.get(2)?,
+            task_class: r.get(3)?,
+            input_tokens: r.get(4)?,
+            cached_input_tokens: r.get(5)?,
+            output_tokens: r.get(6)?,
+            charged_micros: r.get(7)?,
+            payload: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_iso_dates_match_the_python_store() {
+        // 2026-02-14T13:45:10Z
+        let t = 1_771_076_710.5;
+        assert_eq!(iso_utc(t as i64), "2026-02-14T13:45:10Z");
+        let (hs, hr) = window_bounds(1, t);
+        assert_eq!(
+            (iso_utc(hs), iso_utc(hr)),
+            ("2026-02-14T13:00:00Z".into(), "2026-02-14T14:00:00Z".into())
+        );
+        let (ds, dr) = window_bounds(2, t);
+        assert_eq!(
+            (iso_utc(ds), iso_utc(dr)),
+            ("2026-02-14T00:00:00Z".into(), "2026-02-15T00:00:00Z".into())
+        );
+        let (ms, mr) = window_bounds(3, t);
+        assert_eq!(
+            (iso_utc(ms), iso_utc(mr)),
+            ("2026-02-01T00:00:00Z".into(), "2026-03-01T00:00:00Z".into())
+        );
+        // December rolls into the next year; a leap February ends on the 29th.
+        let dec = window_bounds(3, 1_797_811_200.0); // 2026-12-23
+        assert_eq!(
+            (iso_utc(dec.0), iso_utc(dec.1)),
+            ("2026-12-01T00:00:00Z".into(), "2027-01-01T00:00:00Z".into())
+        );
+        let feb = window_bounds(3, 1_709_251_199.0); // 2024-02-29T23:59:59Z
+        assert_eq!(iso_utc(feb.1), "2024-03-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,187 @@
+"""The Rust gRPC front (`server.front: rust`), from the Python side.
+
+The front (router_core/src/front/) owns the public port. It serves `Router/Route` on its own
+threads, without the GIL, over this process's cores, SQLite file and job tracker; every other call,
+and every Route it does not serve itself (anything that ends in an error, a replayed request_id, a
+retry of a job this replica has no memory of), reaches the grpc.aio server here unchanged over a
+private Unix socket. This module resolves the running config into what the front reads and pushes
+it on start and on every reload, hands it the cores, and turns the Routes it served into what the
+Python Route would have left behind: the decision counts of Admin.GetStats and, with telemetry on,
+the same server span (parented on the caller's traceparent, with the same attributes) and metrics,
+recorded on a thread of their own so the front never waits for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+
+from modelyard.core import RoutingCore, RustFront
+from modelyard.domain import Constraints, Decision, RouteInput, TaskProfile
+from modelyard.telemetry import rpc as telemetry_rpc
+from modelyard.telemetry import semconv as sc
+
+if TYPE_CHECKING:
+    from modelyard.app import App
+    from modelyard.auth import Principal
+    from modelyard.budget import WindowLimit
+    from modelyard.runtime import Runtime
+    from modelyard.telemetry.setup import Telemetry
+
+log = logging.getLogger("modelyard.front")
+
+ROUTE_METHOD = "/modelyard.v1.Router/Route"
+PUMP_INTERVAL_S = 0.05
+FRONT_THREADS = 2
+
+
+def _limits(limits: Any) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name, wl in limits.items():
+        w: WindowLimit = wl
+        out[name] = {"soft_usd": w.soft_usd, "hard_usd": w.hard_usd}
+    return out
+
+
+def _policy(c: Constraints) -> dict[str, Any]:
+    return {
+        "max_cost_usd": c.max_cost_usd, "max_latency_ms": c.max_latency_ms,
+        "min_success_probability": c.min_success_probability, "allowed_models": list(c.allowed_models),
+        "denied_models": list(c.denied_models), "required_provenance": list(c.required_provenance),
+    }
+
+
+def front_config(rt: Runtime) -> str:
+    """What the front reads of the running config, as JSON (router_core/src/front/config.rs)."""
+    cfg = rt.config
+    keys = {k.sha256: {"tenant": t.id, "key_id": k.id, "scopes": sorted(k.scopes)}
+            for t in cfg.tenants for k in t.keys}
+    tenants = {
+        tid: {
+            "time_value_usd_per_s": t.time_value_usd_per_s,
+            "budgets": _limits(t.budgets),
+            "key_budgets": {kid: _limits(kb) for kid, kb in t.key_budgets.items()},
+            "policy": _policy(t.policy),
+            "role_policy": {str(role): _policy(p) for role, p in t.role_policy.items()},
+        }
+        for tid, t in rt.tenants.items()
+    }
+    models = {m.id: {"provider": m.provider, "endpoint": m.endpoint, "upstream_model": m.upstream_model}
+              for m in cfg.models}
+    return json.dumps({
+        "version": rt.version, "keys": keys, "tenants": tenants, "models": models,
+        "explore": cfg.routing.explore, "seed": cfg.routing.seed,
+        "per_tenant": cfg.routing.learning == "per_tenant",
+        "reservation_ttl_s": cfg.store.reservation_ttl_s, "default_tokens": list(rt.token_defaults),
+        "max_message_bytes": cfg.server.max_message_bytes, "max_metadata_bytes": cfg.server.max_metadata_bytes,
+    })
+
+
+def listen_address(listen: str) -> str:
+    """grpc's `*:PORT` (every interface) as a socket address tokio binds."""
+    return f"[::]:{listen[2:]}" if listen.startswith("*:") else listen
+
+
+class Front:
+    """One process's Rust front: `start()` after the App and the grpc.aio server, `stop()` first."""
+
+    def __init__(self, app: App, telemetry: Telemetry | None) -> None:
+        self.app = app
+        self.telemetry = telemetry
+        self._dir = tempfile.mkdtemp(prefix="modelyard-front-")
+        self.socket = os.path.join(self._dir, "grpc.sock")
+        self._native: Any = None
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._lock = threading.Lock()  # one drain at a time: the pump thread or a stats reader
+
+    @property
+    def upstream(self) -> str:
+        """Where the grpc.aio server listens for what the front forwards."""
+        return f"unix:{self.socket}"
+
+    def start(self, listen: str) -> int:
+        app = self.app
+        self._native = RustFront(front_config(app.runtime), str(app.runtime.config.store.sqlite.path), app.jobs)
+        for name, core in app.cores().items():
+            self._native.set_core(name, core.native)
+        app.core_listeners.append(self._core_added)
+        app.reload_listeners.append(self._reloaded)
+        app.before_stats.append(self.drain)
+        port = int(self._native.start(listen_address(listen), self.socket, FRONT_THREADS))
+        self._pump = threading.Thread(target=self._run_pump, name="modelyard-front-pump", daemon=True)
+        self._pump.start()
+        return port
+
+    def stop(self, grace_s: float) -> None:
+        """Stops accepting, lets Routes in flight finish, records what they left behind."""
+        if self._native is not None:
+            self._native.stop(grace_s)
+        self._stop.set()
+        if self._pump is not None:
+            self._pump.join(5)
+        self.drain()
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._dir)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._native.stats()) if self._native is not None else {}
+
+    def _core_added(self, name: str, core: RoutingCore) -> None:
+        self._native.set_core(name, core.native)
+
+    def _reloaded(self, rt: Runtime) -> None:
+        self._native.set_config(front_config(rt))
+
+    def _run_pump(self) -> None:
+        while not self._stop.wait(PUMP_INTERVAL_S):
+            try:
+                self.drain()
+            except Exception:  # telemetry must never stop the pump
+                log.exception("recording the front's Routes failed; going on")
+
+    def drain(self) -> None:
+        """Counts the Routes the front served since the last drain, and records their telemetry."""
+        if self._native is None:
+            return
+        with self._lock:
+            routed = self._native.drain_routed()
+            stats = self.app.stats
+            for (_, _, _, _, _), (model, *_), _ in routed:
+                stats.decisions += 1
+                stats.decisions_by_model[model] += 1
+            if self.telemetry is not None and routed:
+                with telemetry_rpc.bound(self.telemetry):
+                    for r in routed:
+                        self._record(self.telemetry, r)
+
+    @staticmethod
+    def _record(tel: Telemetry, r: Any) -> None:
+        from modelyard.auth import Principal
+
+        (tenant, key_id, role, task_class, job_id), (*_, attempt), (start_ns, duration_ns, traceparent, payload) = r
+        parent = extract({"traceparent": traceparent}) if traceparent else None
+        service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
+        span = tel.tracer.start_span(
+            ROUTE_METHOD, context=parent, kind=trace.SpanKind.SERVER, start_time=start_ns,
+            attributes={"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
+                        sc.LABEL_GRPC_CODE: 0},
+        )
+        who: Principal = Principal(tenant=tenant, key_id=key_id, scopes=frozenset())
+        req = RouteInput(request_id="", job_id=job_id, task=TaskProfile(role=role, task_class=task_class),
+                         attempt=attempt)
+        with trace.use_span(span, end_on_exit=False):
+            telemetry_rpc.on_route(who, req, Decision.from_payload(payload.encode()))
+        span.end(end_time=start_ns + duration_ns)
+        tel.metrics.rpc_duration.record(duration_ns / 1e6, {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
+                                                          sc.LABEL_GRPC_CODE: "OK"})
