@@ -184,9 +184,9 @@ class Front:
         """Binds `listen` (raises OSError naming server.listen when it cannot) and returns the port."""
     def stop(self, grace_s: float) -> None: ...
     def drain_routed(self) -> list[tuple[tuple[str, str, int, str, str], tuple[str, str, float, float, bool, int],
-                                         tuple[int, int, str | None, str]]]:
+                                         tuple[int, int, str | None, str, float, float]]]:
         """Routes served since the last call: ((tenant, key_id, role, task_class, job_id), (model,
         decision_id, cost_usd, reserved_usd, exploration, attempt), (start_unix_ns, duration_ns,
-        traceparent, payload))."""
+        traceparent, payload, seconds in the core, seconds in the store))."""
     def stats(self) -> dict[str, Any]:
         """{"served": n, "dropped": n, "delegated": {reason: n}}."""

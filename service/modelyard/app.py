@@ -67,11 +67,11 @@ class App:
         self._mtime = self._file_mtime()
         self._seed_counter = 0
         self.providers = ProviderPool()  # Dispatch's HTTP clients, one per endpoint, created lazily
-        # The Rust front (front.py) follows new cores and reloads, and counts its Routes into the
-        # stats before they are read.
+        # The Rust front (front.py) follows new cores and reloads; `sync_front` makes it record the
+        # Routes it served (stats, telemetry) before something reads what they left behind.
         self.core_listeners: list[Callable[[str, RoutingCore], None]] = []
         self.reload_listeners: list[Callable[[Runtime], None]] = []
-        self.before_stats: list[Callable[[], None]] = []
+        self.front_sync: list[Callable[[], None]] = []
 
     @classmethod
     def from_config_file(cls, path: str | Path) -> App:
@@ -176,6 +176,11 @@ class App:
             if event.kind == "drift":
                 self.stats.drift_events += 1
             log.warning("core event %s: %s", event.kind, event.detail)
+
+    def sync_front(self) -> None:
+        """Records the Routes the Rust front served so far (no-op without it)."""
+        for sync in self.front_sync:
+            sync()
 
     def next_seed(self) -> int:
         self._seed_counter += 1

@@ -115,7 +115,7 @@ class Front:
             self._native.set_core(name, core.native)
         app.core_listeners.append(self._core_added)
         app.reload_listeners.append(self._reloaded)
-        app.before_stats.append(self.drain)
+        app.front_sync.append(self.drain)
         port = int(self._native.start(listen_address(listen), self.socket, FRONT_THREADS))
         self._pump = threading.Thread(target=self._run_pump, name="modelyard-front-pump", daemon=True)
         self._pump.start()
@@ -169,7 +169,8 @@ class Front:
     def _record(tel: Telemetry, r: Any) -> None:
         from modelyard.auth import Principal
 
-        (tenant, key_id, role, task_class, job_id), (*_, attempt), (start_ns, duration_ns, traceparent, payload) = r
+        (tenant, key_id, role, task_class, job_id), (*_, attempt), timing = r
+        start_ns, duration_ns, traceparent, payload, core_s, store_s = timing
         parent = extract({"traceparent": traceparent}) if traceparent else None
         service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
         span = tel.tracer.start_span(
@@ -183,5 +184,7 @@ class Front:
         with trace.use_span(span, end_on_exit=False):
             telemetry_rpc.on_route(who, req, Decision.from_payload(payload.encode()))
         span.end(end_time=start_ns + duration_ns)
+        tel.metrics.core_duration.record(core_s, {sc.LABEL_OPERATION: "route"})
+        tel.metrics.store_duration.record(store_s, {sc.LABEL_OPERATION: "reserve"})
         tel.metrics.rpc_duration.record(duration_ns / 1e6, {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
                                                           sc.LABEL_GRPC_CODE: "OK"})

@@ -311,6 +311,7 @@ async def _verdict(app: App, who: Principal, req: OutcomeInput, record: Decision
 
 
 async def complete_job(app: App, who: Principal, job_id: str, status: int) -> JobResult:
+    app.sync_front()  # the job's Routes the Rust front served, recorded before the job's telemetry
     now = app.clock()
     try:
         job, duplicate = await app.store.complete_job(who.tenant, job_id, status, now)

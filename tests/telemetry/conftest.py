@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
-from tests.conftest import auth
+from tests.conftest import FRONTS, auth
 from tests.helpers import RunningServer, ServerThread, write_config
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -33,14 +33,16 @@ def fast_export(monkeypatch: pytest.MonkeyPatch) -> None:
 StartServer = Callable[..., tuple[ServerThread, RunningServer]]
 
 
-@pytest.fixture
-def telemetry_server(tmp_path: Path) -> Iterator[StartServer]:
-    """start(endpoint, protocol="grpc", **overrides) → a running server exporting there; stopped after."""
+@pytest.fixture(params=FRONTS)
+def telemetry_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartServer]:
+    """start(endpoint, protocol="grpc", **overrides) → a running server exporting there; stopped after.
+    Run on both fronts: the Rust front's Routes must leave the same spans and metrics."""
     threads: list[ServerThread] = []
 
     def start(endpoint: str, protocol: str = "grpc", **overrides: Any) -> tuple[ServerThread, RunningServer]:
         cfg = write_config(tmp_path, **{"telemetry.enabled": True, "telemetry.otlp.protocol": protocol,
-                                        "telemetry.otlp.endpoint": endpoint, **overrides})
+                                        "telemetry.otlp.endpoint": endpoint, "server.front": request.param,
+                                        **overrides})
         thread = ServerThread(cfg)
         threads.append(thread)
         return thread, thread.start()

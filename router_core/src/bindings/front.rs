@@ -19,11 +19,12 @@ fn parse(config_json: &str) -> PyResult<FrontConfig> {
 }
 
 /// A served Route: ((tenant, key_id, role, task_class, job_id), (model, decision_id, cost_usd,
-/// reserved_usd, exploration, attempt), (start_unix_ns, duration_ns, traceparent, payload)).
+/// reserved_usd, exploration, attempt), (start_unix_ns, duration_ns, traceparent, payload, core_s,
+/// store_s)).
 type RoutedTuple = (
     (String, String, i32, String, String),
     (String, String, f64, f64, bool, i64),
-    (u64, u64, Option<String>, String),
+    (u64, u64, Option<String>, String, f64, f64),
 );
 
 #[pyclass(frozen, module = "modelyard._core", name = "Front")]
@@ -101,7 +102,14 @@ impl PyFront {
                         r.exploration,
                         r.attempt,
                     ),
-                    (r.start_unix_ns, r.duration_ns, r.traceparent, r.payload),
+                    (
+                        r.start_unix_ns,
+                        r.duration_ns,
+                        r.traceparent,
+                        r.payload,
+                        r.core_s,
+                        r.store_s,
+                    ),
                 )
             })
             .collect()

@@ -59,6 +59,10 @@ pub struct Routed {
     pub traceparent: Option<String>,
     /// The decision payload as stored (domain.py Decision.to_payload).
     pub payload: String,
+    /// Seconds in the routing core, and in the store's transaction besides it (telemetry's
+    /// core and store latency histograms).
+    pub core_s: f64,
+    pub store_s: f64,
 }
 
 /// A field the Python validation would accept: non-empty (when required), at most 128
@@ -434,6 +438,7 @@ impl Front {
         let now = now_s();
         let seed = (cfg.seed << 32) ^ self.next_seed();
         let key_budgets = tenant.key_budgets.get(&who.key_id);
+        let tx_started = std::time::Instant::now();
         let mut db = self.db.lock();
         let tx = db
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -460,7 +465,9 @@ impl Front {
             seed,
             now,
         );
+        let core_started = std::time::Instant::now();
         let d = core.route(&req).map_err(|e| e.to_string())?;
+        let core_s = core_started.elapsed().as_secs_f64();
         let Some(model) = d.model().map(str::to_owned) else {
             return Ok((Outcome::Delegate("no model"), None));
         };
@@ -508,6 +515,7 @@ impl Front {
         store::insert_reservation(&tx, &row, now).map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
         drop(db);
+        let store_s = (tx_started.elapsed().as_secs_f64() - core_s).max(0.0);
         let routed = Routed {
             tenant: who.tenant.clone(),
             key_id: who.key_id.clone(),
@@ -524,6 +532,8 @@ impl Front {
             duration_ns: 0,
             traceparent: None,
             payload,
+            core_s,
+            store_s,
         };
         Ok((Outcome::Answer(resp.encode_to_vec()), Some(routed)))
     }

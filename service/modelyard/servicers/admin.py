@@ -35,8 +35,7 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     async def GetStats(
         self, request: admin_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> admin_pb2.GetStatsResponse:
-        for hook in self.app.before_stats:  # the Rust front's Routes, counted (front.py)
-            hook()
+        self.app.sync_front()  # the Rust front's Routes, counted (front.py)
         s = self.app.stats
         return admin_pb2.GetStatsResponse(
             config_version=self.app.runtime.version, uptime_s=time.time() - s.started_at,
