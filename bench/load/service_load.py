@@ -151,6 +151,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp, env))
                 result["modelyard"] = asyncio.run(measure_modelyard(port, concs, args.requests, args.runs, args.limit))
                 result["modelyard_rss_mb"] = round(targets.rss_mb(pid), 1)
+                if args.rust_front and args.store == "sqlite":  # the same config, store and sink, right after
+                    rdir = tmp / "rust-front"
+                    rdir.mkdir()
+                    rcfg = targets.write_bench_config(rdir, sink_port=sink, front="rust")
+                    with targets.modelyard_server(rcfg, rdir, env) as (rport, rpid):
+                        result["rust_front"] = asyncio.run(
+                            measure_modelyard(rport, concs, args.requests, args.runs, args.limit))
+                        result["rust_front_rss_mb"] = round(targets.rss_mb(rpid), 1)
+                elif args.rust_front:
+                    result["notes"].append("SKIPPED the Rust front: it serves Route from the SQLite store only")
                 if args.baseline is not None:  # an earlier package, same config, store and sink, right after
                     base = tmp / "baseline"
                     base.mkdir()
@@ -197,6 +207,8 @@ def table(result: dict[str, Any]) -> str:
                 rows.append(_row(f"{name} ({result['store']})", c, result["modelyard"][c][rpc], echo))
             if "baseline" in result:
                 rows.append(_row(f"{name} ({result['store']}, baseline)", c, result["baseline"][c][rpc], echo))
+            if "rust_front" in result:
+                rows.append(_row(f"{name} ({result['store']}, Rust front)", c, result["rust_front"][c][rpc], echo))
         rows.append(_row("bare grpc.aio echo", c, echo, echo))
         lite = result.get("litellm", {}).get(c)
         if lite:
@@ -209,6 +221,8 @@ def main() -> None:
     add_run_options(ap, concurrency="1,4,16,64", requests=2000)
     ap.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     ap.add_argument("--no-telemetry", action="store_true", help="run the server with telemetry off")
+    ap.add_argument("--no-rust-front", dest="rust_front", action="store_false",
+                    help="skip the second server with server.front: rust (measured by default, SQLite only)")
     ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM reference")
     ap.add_argument("--litellm-requests", type=int, default=500)
     ap.add_argument("--baseline", type=Path, default=None,

@@ -111,10 +111,10 @@ def models(n: int) -> list[dict[str, Any]]:
 
 def write_bench_config(
     tmp: Path, *, store: str = "sqlite", sink_port: int | None = None, n_models: int = 4,
-    redis_url_env: str = "MODELYARD_BENCH_REDIS_URL",
+    redis_url_env: str = "MODELYARD_BENCH_REDIS_URL", front: str = "python",
 ) -> Path:
     """The test config with budgets large enough never to refuse (they are still checked and reserved)."""
-    cfg = config_dict(tmp / "modelyard.db")
+    cfg = config_dict(tmp / "modelyard.db", **{"server.front": front})
     cfg["models"] = models(n_models)
     for t in cfg["tenants"]:
         t["budgets"] = BIG_BUDGET
