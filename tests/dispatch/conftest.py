@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from modelyard.v1 import budgets_pb2, budgets_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
-from tests.conftest import auth
+from tests.conftest import FRONTS, auth
 from tests.dispatch.fakes import FakeProvider
 from tests.helpers import ServerThread, _model, write_config
 
@@ -76,14 +76,15 @@ def dispatch_config(tmp: Path, oa: FakeProvider, an: FakeProvider, **overrides: 
         "routing.explore": False, "routing.breaker": {"failures_to_open": 2, "open_s": 60}, **overrides})
 
 
-@pytest.fixture
-def env(tmp_path: Path, fake_oa: FakeProvider, fake_an: FakeProvider,
+@pytest.fixture(params=FRONTS)
+def env(request: pytest.FixtureRequest, tmp_path: Path, fake_oa: FakeProvider, fake_an: FakeProvider,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    """A server calling the fake providers, on both fronts (Dispatch streams through the Rust front's forwarder)."""
     monkeypatch.setenv("MY_TEST_OA_KEY", OA_KEY)
     monkeypatch.setenv("MY_TEST_AN_KEY", AN_KEY)
     monkeypatch.delenv("MY_TEST_UNSET_KEY", raising=False)
     assert "MY_TEST_UNSET_KEY" not in os.environ
-    thread = ServerThread(dispatch_config(tmp_path, fake_oa, fake_an))
+    thread = ServerThread(dispatch_config(tmp_path, fake_oa, fake_an, **{"server.front": request.param}))
     running = thread.start()
     with grpc.insecure_channel(running.address) as ch:
         yield Env(thread, ch, fake_oa, fake_an)
