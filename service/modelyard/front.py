@@ -19,19 +19,19 @@ import logging
 import os
 import tempfile
 import threading
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.propagate import extract
 
 from modelyard.core import RoutingCore, RustFront
-from modelyard.domain import Constraints, Decision, RouteInput, TaskProfile
+from modelyard.domain import WINDOW_NAMES, Constraints
 from modelyard.telemetry import rpc as telemetry_rpc
 from modelyard.telemetry import semconv as sc
 
 if TYPE_CHECKING:
     from modelyard.app import App
-    from modelyard.auth import Principal
     from modelyard.budget import WindowLimit
     from modelyard.runtime import Runtime
     from modelyard.telemetry.setup import Telemetry
@@ -157,34 +157,46 @@ class Front:
         with self._lock:
             routed = self._native.drain_routed()
             stats = self.app.stats
-            for (_, _, _, _, _), (model, *_), _ in routed:
+            for _, (_, (model, _, _), *_), _, _ in routed:
                 stats.decisions += 1
                 stats.decisions_by_model[model] += 1
             if self.telemetry is not None and routed:
-                with telemetry_rpc.bound(self.telemetry):
-                    for r in routed:
-                        self._record(self.telemetry, r)
+                self._record(self.telemetry, routed)
 
     @staticmethod
-    def _record(tel: Telemetry, r: Any) -> None:
-        from modelyard.auth import Principal
-
-        (tenant, key_id, role, task_class, job_id), (*_, attempt), timing = r
-        start_ns, duration_ns, traceparent, payload, core_s, store_s = timing
-        parent = extract({"traceparent": traceparent}) if traceparent else None
+    def _record(tel: Telemetry, routed: list[Any]) -> None:
+        """What telemetry/rpc.py records for a Python Route, for a batch of the front's: the same span
+        attributes and metrics; counters added once per label set and batch (the same sums)."""
+        m = tel.metrics
         service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
-        span = tel.tracer.start_span(
-            ROUTE_METHOD, context=parent, kind=trace.SpanKind.SERVER, start_time=start_ns,
-            attributes={"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
-                        sc.LABEL_GRPC_CODE: 0},
-        )
-        who: Principal = Principal(tenant=tenant, key_id=key_id, scopes=frozenset())
-        req = RouteInput(request_id="", job_id=job_id, task=TaskProfile(role=role, task_class=task_class),
-                         attempt=attempt)
-        with trace.use_span(span, end_on_exit=False):
-            telemetry_rpc.on_route(who, req, Decision.from_payload(payload.encode()))
-        span.end(end_time=start_ns + duration_ns)
-        tel.metrics.core_duration.record(core_s, {sc.LABEL_OPERATION: "route"})
-        tel.metrics.store_duration.record(store_s, {sc.LABEL_OPERATION: "reserve"})
-        tel.metrics.rpc_duration.record(duration_ns / 1e6, {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
-                                                          sc.LABEL_GRPC_CODE: "OK"})
+        rpc_attrs: dict[str, Any] = {"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
+                     sc.LABEL_GRPC_CODE: 0}
+        rpc_labels = {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method, sc.LABEL_GRPC_CODE: "OK"}
+        core_labels, store_labels = {sc.LABEL_OPERATION: "route"}, {sc.LABEL_OPERATION: "reserve"}
+        decisions: Counter[tuple[str, str, str, bool, str]] = Counter()
+        for who, d, budgets, timing in routed:
+            tenant, key_id, role_num, task_class, job_id, attempt = who
+            decision_id, (model, provider, upstream), fallbacks, cost, success, latency, exploring, sticky, \
+                remaining, reserved = d
+            start_ns, duration_ns, traceparent, core_s, store_s = timing
+            role = telemetry_rpc.role_name(role_num)
+            attrs = telemetry_rpc.route_attributes(
+                tenant=tenant, key_id=key_id, job_id=job_id, decision_id=decision_id, role=role,
+                task_class=task_class, attempt=attempt, model=model, provider=provider, upstream_model=upstream,
+                fallbacks=fallbacks, cost_usd=cost, success_probability=success, latency_ms=latency,
+                exploration=exploring, sticky=sticky, budget_remaining_usd=remaining, reserved_usd=reserved,
+                replayed=False)
+            span = tel.tracer.start_span(
+                ROUTE_METHOD, context=extract({"traceparent": traceparent}) if traceparent else None,
+                kind=trace.SpanKind.SERVER, start_time=start_ns, attributes={**rpc_attrs, **attrs})
+            span.end(end_time=start_ns + duration_ns)
+            for scope, subject, window, left in budgets:
+                if left is not None:
+                    m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
+            m.job_roles.add(tenant, job_id, role)
+            decisions[(tenant, model, role, exploring, task_class)] += 1
+            m.core_duration.record(core_s, core_labels)
+            m.store_duration.record(store_s, store_labels)
+            m.rpc_duration.record(duration_ns / 1e6, rpc_labels)
+        for (tenant, model, role, exploring, task_class), n in decisions.items():
+            m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))

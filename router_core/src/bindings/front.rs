@@ -18,13 +18,15 @@ fn parse(config_json: &str) -> PyResult<FrontConfig> {
         .map_err(|e| PyValueError::new_err(format!("front config: {e}")))
 }
 
-/// A served Route: ((tenant, key_id, role, task_class, job_id), (model, decision_id, cost_usd,
-/// reserved_usd, exploration, attempt), (start_unix_ns, duration_ns, traceparent, payload, core_s,
-/// store_s)).
+/// A served Route: ((tenant, key_id, role, task_class, job_id, attempt), (decision_id, (model,
+/// provider, upstream_model), fallbacks, cost_usd, success_probability, latency_ms, exploration,
+/// sticky, budget_remaining_usd, reserved_usd), budgets [(scope, subject, window, remaining)],
+/// (start_unix_ns, duration_ns, traceparent, core_s, store_s)).
 type RoutedTuple = (
-    (String, String, i32, String, String),
-    (String, String, f64, f64, bool, i64),
-    (u64, u64, Option<String>, String, f64, f64),
+    (String, String, i32, String, String, i64),
+    (String, (String, String, String), Vec<String>, f64, f64, f64, bool, bool, f64, f64),
+    Vec<(&'static str, String, i64, Option<f64>)>,
+    (u64, u64, Option<String>, f64, f64),
 );
 
 #[pyclass(frozen, module = "modelyard._core", name = "Front")]
@@ -93,23 +95,13 @@ impl PyFront {
             .into_iter()
             .map(|r| {
                 (
-                    (r.tenant, r.key_id, r.role, r.task_class, r.job_id),
+                    (r.tenant, r.key_id, r.role, r.task_class, r.job_id, r.attempt),
                     (
-                        r.model,
-                        r.decision_id,
-                        r.cost_usd,
-                        r.reserved_usd,
-                        r.exploration,
-                        r.attempt,
+                        r.decision_id, r.model, r.fallbacks, r.cost_usd, r.success_probability,
+                        r.latency_ms, r.exploration, r.sticky, r.budget_remaining_usd, r.reserved_usd,
                     ),
-                    (
-                        r.start_unix_ns,
-                        r.duration_ns,
-                        r.traceparent,
-                        r.payload,
-                        r.core_s,
-                        r.store_s,
-                    ),
+                    r.budgets,
+                    (r.start_unix_ns, r.duration_ns, r.traceparent, r.core_s, r.store_s),
                 )
             })
             .collect()

@@ -47,18 +47,24 @@ pub struct Routed {
     pub role: i32,
     pub task_class: String,
     pub job_id: String,
-    pub model: String,
-    pub decision_id: String,
-    pub cost_usd: f64,
-    pub reserved_usd: f64,
-    pub exploration: bool,
     pub attempt: i64,
+    pub decision_id: String,
+    /// The chosen model: id, provider, upstream name; then the fallbacks' ids.
+    pub model: (String, String, String),
+    pub fallbacks: Vec<String>,
+    pub cost_usd: f64,
+    pub success_probability: f64,
+    pub latency_ms: f64,
+    pub exploration: bool,
+    pub sticky: bool,
+    pub budget_remaining_usd: f64,
+    pub reserved_usd: f64,
+    /// (scope, subject, window, remaining USD where the window has a limit).
+    pub budgets: Vec<(&'static str, String, i64, Option<f64>)>,
     /// Set by the server: when the call arrived (Unix ns), how long it took, its W3C traceparent.
     pub start_unix_ns: u64,
     pub duration_ns: u64,
     pub traceparent: Option<String>,
-    /// The decision payload as stored (domain.py Decision.to_payload).
-    pub payload: String,
     /// Seconds in the routing core, and in the store's transaction besides it (telemetry's
     /// core and store latency histograms).
     pub core_s: f64,
@@ -516,22 +522,31 @@ impl Front {
         tx.commit().map_err(|e| e.to_string())?;
         drop(db);
         let store_s = (tx_started.elapsed().as_secs_f64() - core_s).max(0.0);
+        let chosen = resp.model.clone().unwrap_or_default();
         let routed = Routed {
             tenant: who.tenant.clone(),
             key_id: who.key_id.clone(),
             role,
             task_class: v.task.task_class.clone(),
             job_id: job.clone(),
-            model,
-            decision_id: id,
-            cost_usd: d.expected_cost_usd,
-            reserved_usd,
-            exploration: d.exploration,
             attempt: v.attempt,
+            decision_id: id,
+            model: (chosen.model_id, chosen.provider, chosen.upstream_model),
+            fallbacks: resp.fallbacks.iter().map(|f| f.model_id.clone()).collect(),
+            cost_usd: d.expected_cost_usd,
+            success_probability: d.success_probability,
+            latency_ms: d.latency_ms,
+            exploration: d.exploration,
+            sticky: d.sticky,
+            budget_remaining_usd: resp.budget_remaining_usd,
+            reserved_usd,
+            budgets: views
+                .iter()
+                .map(|v| (v.scope, v.subject.clone(), v.window, v.remaining_usd))
+                .collect(),
             start_unix_ns: 0,
             duration_ns: 0,
             traceparent: None,
-            payload,
             core_s,
             store_s,
         };

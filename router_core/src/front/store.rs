@@ -122,7 +122,10 @@ pub fn open(path: &str, busy_timeout_ms: u64) -> rusqlite::Result<Connection> {
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
     // Reservations only: a process crash loses nothing, a power loss may drop the newest whole
     // (see relaxed_sync in _sqlite_ops.py). The Python store's settles stay FULL.
-    conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+    // Checkpoints stay off the request path: the Python store's checkpointer thread runs them
+    // (PASSIVE, every 250 ms) for this connection's writes too; this is only the backstop
+    // (sqlite.py BACKSTOP_PAGES).
+    conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=20000;")?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version != SCHEMA_VERSION {
         return Err(rusqlite::Error::InvalidParameterName(format!(

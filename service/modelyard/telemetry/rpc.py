@@ -111,6 +111,30 @@ def role_name(role: int) -> str:
     return ROLE_NAMES.get(role, "unspecified")
 
 
+def route_attributes(
+    *, tenant: str, key_id: str, job_id: str, decision_id: str, role: str, task_class: str, attempt: int,
+    model: str, provider: str, upstream_model: str, fallbacks: list[str], cost_usd: float,
+    success_probability: float, latency_ms: float, exploration: bool, sticky: bool,
+    budget_remaining_usd: float, reserved_usd: float, replayed: bool,
+) -> dict[str, Any]:
+    """A Route span's decision attributes (the Python Route's and the Rust front's, front.py)."""
+    return {
+        sc.MY_TENANT: tenant, sc.MY_KEY_ID: key_id, sc.MY_JOB_ID: job_id, sc.MY_DECISION_ID: decision_id,
+        sc.MY_ROLE: role, sc.MY_TASK_CLASS: task_class, sc.MY_ATTEMPT: attempt, sc.MY_MODEL: model,
+        sc.MY_PROVIDER: provider, sc.GEN_AI_REQUEST_MODEL: upstream_model, sc.MY_FALLBACKS: fallbacks,
+        sc.MY_EXPECTED_COST: cost_usd, sc.MY_EXPECTED_SUCCESS: success_probability,
+        sc.MY_EXPECTED_LATENCY: latency_ms, sc.MY_EXPLORATION: exploration, sc.MY_STICKY: sticky,
+        sc.MY_BUDGET_REMAINING: budget_remaining_usd, sc.MY_RESERVED: reserved_usd, sc.MY_REPLAYED: replayed,
+    }
+
+
+def decision_labels(tel: Telemetry, tenant: str, model: str, role: str, exploration: bool,
+                    task_class: str) -> dict[str, str]:
+    m = tel.metrics
+    return {sc.LABEL_TENANT: tenant, sc.LABEL_MODEL: model, sc.LABEL_ROLE: role,
+            sc.LABEL_EXPLORATION: "true" if exploration else "false", sc.LABEL_TASK_CLASS: m.task_class(task_class)}
+
+
 def on_route(who: Principal, req: RouteInput, decision: Decision) -> None:
     """Route: the decision on the span; decision count, budget gauges and the job's roles in metrics."""
     tel = _current.get()
@@ -119,17 +143,16 @@ def on_route(who: Principal, req: RouteInput, decision: Decision) -> None:
     role = role_name(req.task.role)
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attributes({
-            sc.MY_TENANT: who.tenant, sc.MY_KEY_ID: who.key_id, sc.MY_JOB_ID: req.job_id,
-            sc.MY_DECISION_ID: decision.decision_id, sc.MY_ROLE: role, sc.MY_TASK_CLASS: req.task.task_class,
-            sc.MY_ATTEMPT: req.attempt, sc.MY_MODEL: decision.model.model_id,
-            sc.MY_PROVIDER: decision.model.provider, sc.GEN_AI_REQUEST_MODEL: decision.model.upstream_model,
-            sc.MY_FALLBACKS: [f.model_id for f in decision.fallbacks],
-            sc.MY_EXPECTED_COST: decision.cost_usd, sc.MY_EXPECTED_SUCCESS: decision.success_probability,
-            sc.MY_EXPECTED_LATENCY: decision.latency_ms, sc.MY_EXPLORATION: decision.exploration,
-            sc.MY_STICKY: decision.sticky, sc.MY_BUDGET_REMAINING: decision.budget_remaining_usd,
-            sc.MY_RESERVED: decision.reserved_usd, sc.MY_REPLAYED: decision.replayed,
-        })
+        span.set_attributes(route_attributes(
+            tenant=who.tenant, key_id=who.key_id, job_id=req.job_id, decision_id=decision.decision_id, role=role,
+            task_class=req.task.task_class, attempt=req.attempt, model=decision.model.model_id,
+            provider=decision.model.provider, upstream_model=decision.model.upstream_model,
+            fallbacks=[f.model_id for f in decision.fallbacks], cost_usd=decision.cost_usd,
+            success_probability=decision.success_probability, latency_ms=decision.latency_ms,
+            exploration=decision.exploration, sticky=decision.sticky,
+            budget_remaining_usd=decision.budget_remaining_usd, reserved_usd=decision.reserved_usd,
+            replayed=decision.replayed,
+        ))
     m = tel.metrics
     for b in decision.budgets:
         if b.remaining_usd is not None:
@@ -137,11 +160,8 @@ def on_route(who: Principal, req: RouteInput, decision: Decision) -> None:
     if decision.replayed:
         return
     m.job_roles.add(who.tenant, req.job_id, role)
-    m.decisions.add(1, {
-        sc.LABEL_TENANT: who.tenant, sc.LABEL_MODEL: decision.model.model_id, sc.LABEL_ROLE: role,
-        sc.LABEL_EXPLORATION: "true" if decision.exploration else "false",
-        sc.LABEL_TASK_CLASS: m.task_class(req.task.task_class),
-    })
+    m.decisions.add(1, decision_labels(tel, who.tenant, decision.model.model_id, role, decision.exploration,
+                                       req.task.task_class))
 
 
 def on_outcome(who: Principal, req: OutcomeInput, record: DecisionRecord, model_used: str,
