@@ -129,7 +129,8 @@ class Server:
             self.front = front
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         await self.store_monitor.start()  # the store component follows the store from here on
-        log.info("modelyard serving on %s (port %d), config %s", self.listen, self.port, self.app.runtime.version)
+        log.info("modelyard serving on %s (port %d), config %s%s", self.listen, self.port, self.app.runtime.version,
+                 ", Route on the Rust front" if self.front else "")
         return self.port
 
     async def _set_health(self, status: int) -> None:
