@@ -24,7 +24,18 @@ fn parse(config_json: &str) -> PyResult<FrontConfig> {
 /// (start_unix_ns, duration_ns, traceparent, core_s, store_s)).
 type RoutedTuple = (
     (String, String, i32, String, String, i64),
-    (String, (String, String, String), Vec<String>, f64, f64, f64, bool, bool, f64, f64),
+    (
+        String,
+        (String, String, String),
+        Vec<String>,
+        f64,
+        f64,
+        f64,
+        bool,
+        bool,
+        f64,
+        f64,
+    ),
     Vec<(&'static str, String, i64, Option<f64>)>,
     (u64, u64, Option<String>, f64, f64),
 );
@@ -95,13 +106,34 @@ impl PyFront {
             .into_iter()
             .map(|r| {
                 (
-                    (r.tenant, r.key_id, r.role, r.task_class, r.job_id, r.attempt),
                     (
-                        r.decision_id, r.model, r.fallbacks, r.cost_usd, r.success_probability,
-                        r.latency_ms, r.exploration, r.sticky, r.budget_remaining_usd, r.reserved_usd,
+                        r.tenant,
+                        r.key_id,
+                        r.role,
+                        r.task_class,
+                        r.job_id,
+                        r.attempt,
+                    ),
+                    (
+                        r.decision_id,
+                        r.model,
+                        r.fallbacks,
+                        r.cost_usd,
+                        r.success_probability,
+                        r.latency_ms,
+                        r.exploration,
+                        r.sticky,
+                        r.budget_remaining_usd,
+                        r.reserved_usd,
                     ),
                     r.budgets,
-                    (r.start_unix_ns, r.duration_ns, r.traceparent, r.core_s, r.store_s),
+                    (
+                        r.start_unix_ns,
+                        r.duration_ns,
+                        r.traceparent,
+                        r.core_s,
+                        r.store_s,
+                    ),
                 )
             })
             .collect()

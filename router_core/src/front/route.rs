@@ -743,3 +743,98 @@ fn answer(
     payload.push_str("]}");
     (payload, resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::front::config::WindowLimit;
+
+    #[test]
+    fn floats_are_written_as_python_json_writes_them() {
+        let mut s = String::new();
+        for x in [0.1, 1.0, 1e-7, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            jf(&mut s, x);
+            s.push(' ');
+        }
+        assert_eq!(s, "0.1 1.0 1e-7 Infinity -Infinity NaN ");
+        let mut n = String::new();
+        jopt(&mut n, None);
+        assert_eq!(n, "null");
+    }
+
+    #[test]
+    fn bearer_tokens_as_auth_py_reads_them() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer   "), None);
+        assert_eq!(bearer("Bear"), None);
+    }
+
+    #[test]
+    fn a_policy_narrows_and_never_widens() {
+        let req = pb::Constraints {
+            max_cost_usd: Some(2.0),
+            allowed_models: vec!["a".into(), "b".into()],
+            denied_models: vec!["x".into()],
+            ..Default::default()
+        };
+        let policy = Policy {
+            max_cost_usd: Some(1.0),
+            min_success_probability: Some(0.5),
+            allowed_models: vec!["b".into(), "c".into()],
+            denied_models: vec!["x".into(), "y".into()],
+            ..Default::default()
+        };
+        let got = narrow(&req, &policy);
+        assert_eq!(got.max_cost_usd, Some(1.0));
+        assert_eq!(got.min_success_probability, Some(0.5));
+        assert_eq!(got.allowed_models, vec!["b".to_owned()]);
+        assert_eq!(got.denied_models, vec!["x".to_owned(), "y".to_owned()]);
+        let only_a = pb::Constraints {
+            allowed_models: vec!["a".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            narrow(&only_a, &policy).allowed_models,
+            vec![NOTHING_ALLOWED.to_owned()]
+        );
+    }
+
+    fn usage(scope: &'static str, window: i64, spent: i64, reserved: i64) -> Usage {
+        Usage {
+            scope,
+            subject: "s".into(),
+            window,
+            resets_at: 0,
+            spent_micros: spent,
+            reserved_micros: reserved,
+        }
+    }
+
+    #[test]
+    fn headroom_shrinks_the_cap_past_the_soft_limit_and_refuses_at_the_hard_one() {
+        let mut day = Limits::new();
+        day.insert(
+            "day".into(),
+            WindowLimit {
+                soft_usd: 40.0,
+                hard_usd: 50.0,
+            },
+        );
+        // Under the soft limit: the cap is what is left.
+        let (views, cap, left) =
+            headroom(&[usage("tenant", 2, 10_000_000, 0)], &day, None).unwrap();
+        assert_eq!((cap, left), (Some(40.0), Some(40.0)));
+        assert_eq!(views[0].hard_usd, Some(50.0));
+        // $45 of $50 used, soft $40: the cap is r * r / g = 5 * 5 / 10.
+        let (_, cap, _) =
+            headroom(&[usage("tenant", 2, 40_000_000, 5_000_000)], &day, None).unwrap();
+        assert!((cap.unwrap() - 2.5).abs() < 1e-9);
+        // Nothing left: Python raises BudgetExhausted, the front forwards.
+        assert!(headroom(&[usage("tenant", 2, 50_000_000, 0)], &day, None).is_none());
+        // A window without a limit counts but never caps.
+        let (views, cap, left) = headroom(&[usage("key", 1, 99, 1)], &day, None).unwrap();
+        assert_eq!((cap, left, views[0].remaining_usd), (None, None, None));
+    }
+}
