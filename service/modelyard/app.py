@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +43,13 @@ class Stats:
     jobs_completed: int = 0
     drift_events: int = 0
     decisions_by_model: Counter[str] = field(default_factory=Counter)
+    # The Rust front's Routes are counted from another thread (front.py): decisions change under it.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def decided(self, model: str, n: int = 1) -> None:
+        with self.lock:
+            self.decisions += n
+            self.decisions_by_model[model] += n
 
 
 class App:

@@ -156,10 +156,9 @@ class Front:
             return
         with self._lock:
             routed = self._native.drain_routed()
-            stats = self.app.stats
-            for _, (_, (model, _, _), *_), _, _ in routed:
-                stats.decisions += 1
-                stats.decisions_by_model[model] += 1
+            by_model = Counter(model for _, (_, (model, _, _), *_), _, _ in routed)
+            for model, n in by_model.items():
+                self.app.stats.decided(model, n)
             if self.telemetry is not None and routed:
                 self._record(self.telemetry, routed)
 

@@ -222,8 +222,7 @@ async def _reserve(
     if replayed:
         return Decision.from_payload(record.payload).as_replay()
     app.usage.apply(subjects, now, reserved=estimate_micros)  # what the store just added to both subjects
-    app.stats.decisions += 1
-    app.stats.decisions_by_model[decision.model.model_id] += 1
+    app.stats.decided(decision.model.model_id)
     return decision
 
 

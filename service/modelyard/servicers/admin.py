@@ -37,12 +37,13 @@ class AdminServicer(admin_pb2_grpc.AdminServicer):
     ) -> admin_pb2.GetStatsResponse:
         self.app.sync_front()  # the Rust front's Routes, counted (front.py)
         s = self.app.stats
+        with s.lock:
+            by_model = s.decisions_by_model.most_common()
         return admin_pb2.GetStatsResponse(
             config_version=self.app.runtime.version, uptime_s=time.time() - s.started_at,
             decisions=s.decisions, outcomes=s.outcomes, jobs_completed=s.jobs_completed,
             arms=sum(c.arm_count() for c in self.app.cores().values()), drift_events=s.drift_events,
-            decisions_by_model=[admin_pb2.ModelCount(model_id=m, count=n)
-                                for m, n in s.decisions_by_model.most_common()],
+            decisions_by_model=[admin_pb2.ModelCount(model_id=m, count=n) for m, n in by_model],
             store=self.app.runtime.config.store.kind,
         )
 
