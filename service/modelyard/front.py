@@ -82,6 +82,7 @@ def front_config(rt: Runtime) -> str:
         "per_tenant": cfg.routing.learning == "per_tenant",
         "reservation_ttl_s": cfg.store.reservation_ttl_s, "default_tokens": list(rt.token_defaults),
         "max_message_bytes": cfg.server.max_message_bytes, "max_metadata_bytes": cfg.server.max_metadata_bytes,
+        "max_concurrent_rpcs": cfg.server.max_concurrent_rpcs,
     })
 
 

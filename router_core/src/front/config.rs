@@ -82,4 +82,7 @@ pub struct FrontConfig {
     pub max_message_bytes: usize,
     /// server.max_metadata_bytes: larger metadata is refused with RESOURCE_EXHAUSTED.
     pub max_metadata_bytes: usize,
+    /// server.max_concurrent_rpcs: Routes in flight on the front beyond this are refused with
+    /// RESOURCE_EXHAUSTED, as grpc.aio refuses calls past it (forwarded calls count there).
+    pub max_concurrent_rpcs: usize,
 }

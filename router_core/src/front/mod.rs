@@ -40,6 +40,8 @@ pub struct Front {
     delegated: Mutex<HashMap<&'static str, u64>>,
     routed: Mutex<VecDeque<Routed>>,
     pub routed_dropped: AtomicU64,
+    /// Routes being read or answered right now (server.max_concurrent_rpcs).
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Front {
@@ -55,6 +57,7 @@ impl Front {
             delegated: Mutex::new(HashMap::new()),
             routed: Mutex::new(VecDeque::new()),
             routed_dropped: AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -169,8 +170,13 @@ async fn handle(
     }
     let started = Instant::now();
     let start_unix_ns = unix_ns();
-    let (parts, body) = req.into_parts();
     let cfg = front.config();
+    // Named, so the slot is held until the answer is built.
+    let Some(_slot) = InFlight::take(&front, cfg.max_concurrent_rpcs) else {
+        let msg = "Concurrent RPC limit exceeded! (server.max_concurrent_rpcs)";
+        return grpc_error(RESOURCE_EXHAUSTED, msg);
+    };
+    let (parts, body) = req.into_parts();
     // HPACK's accounting: name + value + 32 per entry, as grpc counts against max_metadata_size.
     let metadata: usize = parts
         .headers
@@ -236,6 +242,23 @@ async fn handle(
             let body = Full::new(bytes).map_err(|e: Infallible| match e {}).boxed();
             upstream.forward(Request::from_parts(parts, body)).await
         }
+    }
+}
+
+/// One of the front's `max_concurrent_rpcs` Route slots, given back when dropped.
+struct InFlight<'a>(&'a Front);
+
+impl<'a> InFlight<'a> {
+    fn take(front: &'a Front, max: usize) -> Option<Self> {
+        let before = front.in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = InFlight(front);
+        (before < max).then_some(slot)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
