@@ -97,7 +97,11 @@ class Front:
     def __init__(self, app: App, telemetry: Telemetry | None) -> None:
         self.app = app
         self.telemetry = telemetry
-        self._dir = tempfile.mkdtemp(prefix="modelyard-front-")
+        # A Unix socket path must stay under ~107 bytes: /tmp rather than a long $TMPDIR. mkdtemp
+        # makes a private (0700) directory with a random name, wherever it is.
+        base = tempfile.gettempdir()
+        short = base if len(base) <= 60 else "/tmp"  # noqa: S108
+        self._dir = tempfile.mkdtemp(prefix="modelyard-front-", dir=short)
         self.socket = os.path.join(self._dir, "grpc.sock")
         self._native: Any = None
         self._stop = threading.Event()

@@ -125,6 +125,7 @@ class Server:
             except OSError:
                 await self.grpc.stop(0)
                 await self.app.stop()
+                front.stop(0)  # removes its socket directory
                 raise
             self.front = front
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)

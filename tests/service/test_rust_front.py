@@ -135,3 +135,32 @@ def test_a_stopped_front_leaves_the_store_consistent(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(check())
+
+
+def test_a_busy_port_is_an_error_naming_server_listen_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    import asyncio
+    import socket
+    import tempfile
+
+    from modelyard.app import App
+    from modelyard.server import Server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, **{"server.front": "rust"})
+
+        async def start() -> None:
+            server = Server(App.from_config_file(config), f"127.0.0.1:{port}")
+            with pytest.raises(OSError, match=r"server\.listen"):
+                await server.start()
+
+        dirs = {Path(tempfile.gettempdir()), Path("/tmp")}
+
+        def sockets() -> set[Path]:
+            return {p for d in dirs for p in d.glob("modelyard-front-*")}
+
+        before = sockets()
+        asyncio.run(start())
+        assert sockets() <= before
