@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 from collections import Counter
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -86,6 +87,18 @@ def front_config(rt: Runtime) -> str:
     })
 
 
+def store_spec(rt: Runtime) -> str:
+    """The store the front reserves in: the Python store's own file, or its Redis with the same script."""
+    st = rt.config.store
+    if st.kind == "sqlite":
+        return json.dumps({"kind": "sqlite", "path": str(st.sqlite.path)})
+    url = os.environ.get(st.redis.url_env)
+    if not url:
+        raise ValueError(f"store.redis.url_env: set the environment variable {st.redis.url_env} to the Redis URL")
+    script = resources.files("modelyard.store").joinpath("lua", "reserve.lua").read_text(encoding="utf-8")
+    return json.dumps({"kind": "redis", "url": url, "prefix": st.redis.key_prefix, "reserve_script": script})
+
+
 def listen_address(listen: str) -> str:
     """grpc's `*:PORT` (every interface) as a socket address tokio binds."""
     return f"[::]:{listen[2:]}" if listen.startswith("*:") else listen
@@ -115,7 +128,7 @@ class Front:
 
     def start(self, listen: str) -> int:
         app = self.app
-        self._native = RustFront(front_config(app.runtime), str(app.runtime.config.store.sqlite.path), app.jobs)
+        self._native = RustFront(front_config(app.runtime), store_spec(app.runtime), app.jobs)
         for name, core in app.cores().items():
             self._native.set_core(name, core.native)
         app.core_listeners.append(self._core_added)

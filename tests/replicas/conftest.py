@@ -17,6 +17,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.conftest import FRONTS
 from tests.helpers import config_dict, free_port, read_all, stderr_file
 from tests.redis_fixtures import RedisServer, redis_server
 
@@ -109,15 +110,16 @@ def write_cluster_config(path: Path, cfg: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
-@pytest.fixture
-def cluster_factory(tmp_path: Path, redis_server: RedisServer) -> Iterator[Any]:
+@pytest.fixture(params=FRONTS)
+def cluster_factory(request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer) -> Iterator[Any]:
     """`make(n, store={...}, edit=fn)` starts n replicas (ids r0..) on one config file and one
-    Redis; `edit` may change the generated config dict first. The dict is kept on `cluster.cfg`."""
+    Redis; `edit` may change the generated config dict first. The dict is kept on `cluster.cfg`.
+    Every replica test runs on both fronts (the Rust front reserves in Redis with the same script)."""
     clusters: list[Cluster] = []
 
     def make(n: int, *, store: dict[str, Any] | None = None,
              edit: Callable[[dict[str, Any]], None] | None = None) -> Cluster:
-        cfg = config_dict(tmp_path / "unused.db")
+        cfg = config_dict(tmp_path / "unused.db", **{"server.front": request.param})
         cfg["store"] = redis_store_config(**(store or {}))["store"]
         if edit is not None:
             edit(cfg)

@@ -20,6 +20,9 @@ from modelyard.store.sqlite import SqliteStore
 from modelyard.v1 import admin_pb2, admin_pb2_grpc, router_pb2, router_pb2_grpc, types_pb2
 from tests.conftest import auth
 from tests.helpers import ServerThread, config_dict, write_config
+from tests.redis_fixtures import redis_server
+
+__all__ = ["redis_server"]
 
 
 def task(**kw: Any) -> types_pb2.TaskProfile:
@@ -27,9 +30,15 @@ def task(**kw: Any) -> types_pb2.TaskProfile:
                                     "est_input_tokens": 20_000, "est_output_tokens": 1_500, **kw})
 
 
-@pytest.fixture
-def rust(tmp_path: Path) -> Any:
-    thread = ServerThread(write_config(tmp_path, **{"server.front": "rust"}))
+@pytest.fixture(params=["sqlite", "redis"])
+def rust(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    overrides: dict[str, Any] = {"server.front": "rust"}
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        monkeypatch.setenv("MODELYARD_REDIS_URL", server.url)
+        overrides["store"] = {"kind": "redis", "redis": {"url_env": "MODELYARD_REDIS_URL",
+                                                         "key_prefix": f"t{uuid.uuid4().hex[:8]}"}}
+    thread = ServerThread(write_config(tmp_path, **overrides))
     running = thread.start()
     with grpc.insecure_channel(running.address) as ch:
         yield thread, router_pb2_grpc.RouterStub(ch), ch
@@ -103,12 +112,12 @@ def test_what_the_front_stores_is_what_the_python_side_reads(rust: Any) -> None:
     assert all(u.reserved_micros == 0 for u in usage) and all(u.spent_micros > 0 for u in usage)
 
 
-def test_the_front_needs_the_sqlite_store(tmp_path: Path) -> None:
+def test_the_front_needs_a_store_file_it_can_open(tmp_path: Path) -> None:
     cfg = config_dict(tmp_path / "x.db", **{"server.front": "rust"})
-    cfg["store"] = {"kind": "redis", "redis": {"url_env": "MODELYARD_REDIS_URL"}}
+    cfg["store"] = {"kind": "sqlite", "sqlite": {"path": ":memory:"}}
     with pytest.raises(ConfigError) as info:
         parse_config(yaml.safe_dump(cfg), "modelyard.yaml", tmp_path)
-    assert "server.front" in str(info.value) and "store.kind: sqlite" in str(info.value)
+    assert "server.front" in str(info.value) and "store.sqlite.path" in str(info.value)
 
 
 def test_a_stopped_front_leaves_the_store_consistent(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ use pyo3::types::PyDict;
 use super::jobs::PyJobTracker;
 use super::PyCore;
 use crate::front::config::FrontConfig;
-use crate::front::{Front, Running};
+use crate::front::{Front, Running, StoreSpec};
 
 fn parse(config_json: &str) -> PyResult<FrontConfig> {
     serde_json::from_str(config_json)
@@ -52,13 +52,15 @@ impl PyFront {
     fn new(
         py: Python<'_>,
         config_json: &str,
-        db_path: &str,
+        store_json: &str,
         jobs: &PyJobTracker,
     ) -> PyResult<Self> {
         let config = parse(config_json)?;
+        let spec: StoreSpec = serde_json::from_str(store_json)
+            .map_err(|e| PyValueError::new_err(format!("front store: {e}")))?;
         let jobs = Arc::clone(&jobs.inner);
         let front = py
-            .allow_threads(|| Front::new(config, db_path, jobs))
+            .allow_threads(|| Front::new(config, spec, jobs))
             .map_err(PyValueError::new_err)?;
         Ok(Self {
             front: Arc::new(front),

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod pb;
+pub mod redis;
 pub mod route;
 mod server;
 pub mod store;
@@ -29,11 +30,32 @@ pub use server::Running;
 /// the oldest are dropped and counted).
 pub const ROUTED_QUEUE_MAX: usize = 65_536;
 
+/// Where the front reserves: the same store the Python service uses.
+pub enum Store {
+    Sqlite(Mutex<Connection>),
+    Redis(redis::RedisStore),
+}
+
+/// The store as `front.py` describes it (the Redis URL resolved from its environment variable,
+/// and `lua/reserve.lua`'s source, so both sides run the one script).
+#[derive(serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum StoreSpec {
+    Sqlite {
+        path: String,
+    },
+    Redis {
+        url: String,
+        prefix: String,
+        reserve_script: String,
+    },
+}
+
 pub struct Front {
     config: RwLock<Arc<FrontConfig>>,
     cores: RwLock<HashMap<String, Arc<Core>>>,
     pub jobs: Arc<JobTracker>,
-    db: Mutex<Connection>,
+    store: Store,
     seed: AtomicU64,
     /// Routes served here and forwarded to Python, by reason.
     pub served: AtomicU64,
@@ -45,13 +67,26 @@ pub struct Front {
 }
 
 impl Front {
-    pub fn new(config: FrontConfig, db_path: &str, jobs: Arc<JobTracker>) -> Result<Self, String> {
-        let db = store::open(db_path, 5_000).map_err(|e| format!("store.sqlite.path: {e}"))?;
+    pub fn new(
+        config: FrontConfig,
+        spec: StoreSpec,
+        jobs: Arc<JobTracker>,
+    ) -> Result<Self, String> {
+        let store = match spec {
+            StoreSpec::Sqlite { path } => Store::Sqlite(Mutex::new(
+                store::open(&path, 5_000).map_err(|e| format!("store.sqlite.path: {e}"))?,
+            )),
+            StoreSpec::Redis {
+                url,
+                prefix,
+                reserve_script,
+            } => Store::Redis(redis::RedisStore::new(&url, &prefix, &reserve_script)?),
+        };
         Ok(Self {
             config: RwLock::new(Arc::new(config)),
             cores: RwLock::new(HashMap::new()),
             jobs,
-            db: Mutex::new(db),
+            store,
             seed: AtomicU64::new(0),
             served: AtomicU64::new(0),
             delegated: Mutex::new(HashMap::new()),

@@ -19,7 +19,7 @@ use prost::Message;
 use super::config::{FrontConfig, Limits, Policy, Tenant};
 use super::pb;
 use super::store::{self, NewDecision, Usage};
-use super::Front;
+use super::{Front, Store};
 use crate::{Candidate, Core, Request, Role};
 
 const MAX_ID: usize = 128;
@@ -436,7 +436,9 @@ impl Front {
             self.jobs.context(&who.tenant, job, i64::from(role));
         if v.attempt <= 1 {
             failed_effort = None;
-        } else if !self.jobs.knows(&who.tenant, job) {
+        } else if matches!(self.store, Store::Redis(_)) || !self.jobs.knows(&who.tenant, job) {
+            // Another replica, or this one before a restart, may have seen the job's failures:
+            // Python reads them from the store (routing._stored_failures).
             return Ok((Outcome::Delegate("job memory"), None));
         }
         let constraints = narrow(&v.constraints, tenant.policy_for(role));
@@ -444,118 +446,249 @@ impl Front {
         let now = now_s();
         let seed = (cfg.seed << 32) ^ self.next_seed();
         let key_budgets = tenant.key_budgets.get(&who.key_id);
-        let tx_started = std::time::Instant::now();
-        let mut db = self.db.lock();
-        let tx = db
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| e.to_string())?;
-        if store::find_request(&tx, &v.msg.request_id, &who.tenant)
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok((Outcome::Delegate("replay"), None));
-        }
-        let usages = store::usage(&tx, &who.tenant, &who.key_id, now).map_err(|e| e.to_string())?;
-        let Some((views, cap, remaining)) = headroom(&usages, &tenant.budgets, key_budgets) else {
-            return Ok((Outcome::Delegate("budget"), None));
-        };
-        let req = core_request(
-            &v,
-            &constraints,
-            cap,
+        let ctx = Ctx {
+            cfg: &cfg,
+            v: &v,
+            tenant,
+            key_budgets,
+            core: &core,
+            constraints: &constraints,
             failures,
             failed_effort,
             sticky,
-            tenant,
             explore,
             seed,
             now,
-        );
-        let core_started = std::time::Instant::now();
-        let d = core.route(&req).map_err(|e| e.to_string())?;
-        let core_s = core_started.elapsed().as_secs_f64();
-        let Some(model) = d.model().map(str::to_owned) else {
-            return Ok((Outcome::Delegate("no model"), None));
         };
-        let estimate_micros = ((d.expected_cost_usd * 1_000_000.0).ceil() as i64).max(1);
-        for u in &usages {
-            let limits = if u.scope == "tenant" {
-                Some(&tenant.budgets)
-            } else {
-                key_budgets
-            };
-            if let Some(wl) = limits.and_then(|l| l.get(store::window_name(u.window))) {
-                if u.spent_micros + u.reserved_micros + estimate_micros > usd_to_micros(wl.hard_usd)
+        let started = std::time::Instant::now();
+        let decided = match &self.store {
+            Store::Sqlite(db) => {
+                let mut db = db.lock();
+                let tx = db
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| e.to_string())?;
+                if store::find_request(&tx, &v.msg.request_id, &who.tenant)
+                    .map_err(|e| e.to_string())?
+                    .is_some()
                 {
+                    return Ok((Outcome::Delegate("replay"), None));
+                }
+                let usages =
+                    store::usage(&tx, &who.tenant, &who.key_id, now).map_err(|e| e.to_string())?;
+                let d = match ctx.decide(&usages)? {
+                    Ok(d) => d,
+                    Err(why) => return Ok((Outcome::Delegate(why), None)),
+                };
+                if !d.limits.iter().all(|&(i, hard)| {
+                    usages[i].spent_micros + usages[i].reserved_micros + d.estimate_micros <= hard
+                }) {
                     return Ok((Outcome::Delegate("hard limit"), None));
                 }
+                let row = d.row(who, &v, now, cfg.reservation_ttl_s);
+                store::insert_reservation(&tx, &row, now).map_err(|e| e.to_string())?;
+                tx.commit().map_err(|e| e.to_string())?;
+                d
             }
-        }
-        let reserved_usd = micros_to_usd(estimate_micros);
-        let (payload, resp) = answer(
-            &cfg,
-            &d,
-            &v,
-            &model,
-            &views,
-            remaining,
-            reserved_usd,
-            failed_effort,
-            now,
-        );
-        let id = resp.decision_id.clone();
-        let row = NewDecision {
-            request_id: &v.msg.request_id,
-            decision_id: &id,
-            tenant: &who.tenant,
-            key_id: &who.key_id,
-            job_id: job,
-            model: &model,
-            role: i64::from(role),
-            task_class: &v.task.task_class,
-            estimate_micros,
-            created_at: now,
-            expires_at: now + cfg.reservation_ttl_s,
-            payload: payload.as_bytes(),
+            Store::Redis(redis) => {
+                let usages = redis.usage(&who.tenant, &who.key_id, now)?;
+                let d = match ctx.decide(&usages)? {
+                    Ok(d) => d,
+                    Err(why) => return Ok((Outcome::Delegate(why), None)),
+                };
+                let row = d.row(who, &v, now, cfg.reservation_ttl_s);
+                let record = super::redis::Record {
+                    request_id: row.request_id,
+                    decision_id: row.decision_id,
+                    tenant: row.tenant,
+                    key_id: row.key_id,
+                    job_id: row.job_id,
+                    model: row.model,
+                    role: row.role,
+                    task_class: row.task_class,
+                    estimate_micros: row.estimate_micros,
+                    created_at: row.created_at,
+                    expires_at: row.expires_at,
+                    payload: row.payload,
+                };
+                match redis.reserve(&record, &d.limits, now)? {
+                    super::redis::Reserved::Done => {}
+                    super::redis::Reserved::Replay => {
+                        return Ok((Outcome::Delegate("replay"), None))
+                    }
+                    super::redis::Reserved::OverLimit => {
+                        return Ok((Outcome::Delegate("hard limit"), None));
+                    }
+                }
+                d
+            }
         };
-        store::insert_reservation(&tx, &row, now).map_err(|e| e.to_string())?;
-        tx.commit().map_err(|e| e.to_string())?;
-        drop(db);
-        let store_s = (tx_started.elapsed().as_secs_f64() - core_s).max(0.0);
-        let chosen = resp.model.clone().unwrap_or_default();
-        let routed = Routed {
-            tenant: who.tenant.clone(),
-            key_id: who.key_id.clone(),
-            role,
-            task_class: v.task.task_class.clone(),
-            job_id: job.clone(),
-            attempt: v.attempt,
-            decision_id: id,
-            model: (chosen.model_id, chosen.provider, chosen.upstream_model),
-            fallbacks: resp.fallbacks.iter().map(|f| f.model_id.clone()).collect(),
-            cost_usd: d.expected_cost_usd,
-            success_probability: d.success_probability,
-            latency_ms: d.latency_ms,
-            exploration: d.exploration,
-            sticky: d.sticky,
-            budget_remaining_usd: resp.budget_remaining_usd,
-            reserved_usd,
-            budgets: views
-                .iter()
-                .map(|v| (v.scope, v.subject.clone(), v.window, v.remaining_usd))
-                .collect(),
-            start_unix_ns: 0,
-            duration_ns: 0,
-            traceparent: None,
-            core_s,
-            store_s,
-        };
-        Ok((Outcome::Answer(resp.encode_to_vec()), Some(routed)))
+        let store_s = (started.elapsed().as_secs_f64() - decided.core_s).max(0.0);
+        let answer = decided.resp.encode_to_vec();
+        Ok((
+            Outcome::Answer(answer),
+            Some(decided.routed(who, &v, store_s)),
+        ))
     }
 
     fn core_for(&self, cfg: &FrontConfig, tenant: &str) -> Option<Arc<Core>> {
         let key = if cfg.per_tenant { tenant } else { "" };
         self.cores.read().get(key).cloned()
+    }
+}
+
+/// What a Route decides with, once the request is admitted.
+struct Ctx<'a> {
+    cfg: &'a FrontConfig,
+    v: &'a Valid<'a>,
+    tenant: &'a Tenant,
+    key_budgets: Option<&'a Limits>,
+    core: &'a Core,
+    constraints: &'a Policy,
+    failures: u32,
+    failed_effort: Option<f64>,
+    sticky: Option<String>,
+    explore: bool,
+    seed: u64,
+    now: f64,
+}
+
+/// A decision ready to reserve: the answer, the payload the store keeps, what the store checks.
+struct Decided {
+    d: crate::Decision,
+    model: String,
+    estimate_micros: i64,
+    /// (position among the six usages, hard limit in micro-dollars) of every window with one.
+    limits: Vec<(usize, i64)>,
+    payload: String,
+    resp: pb::RouteDecision,
+    budgets: Vec<(&'static str, String, i64, Option<f64>)>,
+    core_s: f64,
+}
+
+impl Ctx<'_> {
+    /// Headroom from `usages`, the core's pick, the answer; `Err(reason)` to forward instead.
+    fn decide(&self, usages: &[Usage]) -> Result<Result<Decided, &'static str>, String> {
+        let Some((views, cap, remaining)) =
+            headroom(usages, &self.tenant.budgets, self.key_budgets)
+        else {
+            return Ok(Err("budget"));
+        };
+        let req = core_request(
+            self.v,
+            self.constraints,
+            cap,
+            self.failures,
+            self.failed_effort,
+            self.sticky.clone(),
+            self.tenant,
+            self.explore,
+            self.seed,
+            self.now,
+        );
+        let core_started = std::time::Instant::now();
+        let d = self.core.route(&req).map_err(|e| e.to_string())?;
+        let core_s = core_started.elapsed().as_secs_f64();
+        let Some(model) = d.model().map(str::to_owned) else {
+            return Ok(Err("no model"));
+        };
+        let estimate_micros = ((d.expected_cost_usd * 1_000_000.0).ceil() as i64).max(1);
+        let limits = usages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| {
+                let l = if u.scope == "tenant" {
+                    Some(&self.tenant.budgets)
+                } else {
+                    self.key_budgets
+                };
+                l.and_then(|l| l.get(store::window_name(u.window)))
+                    .map(|wl| (i, usd_to_micros(wl.hard_usd)))
+            })
+            .collect();
+        let reserved_usd = micros_to_usd(estimate_micros);
+        let (payload, resp) = answer(
+            self.cfg,
+            &d,
+            self.v,
+            &model,
+            &views,
+            remaining,
+            reserved_usd,
+            self.failed_effort,
+            self.now,
+        );
+        let budgets = views
+            .iter()
+            .map(|v| (v.scope, v.subject.clone(), v.window, v.remaining_usd))
+            .collect();
+        Ok(Ok(Decided {
+            d,
+            model,
+            estimate_micros,
+            limits,
+            payload,
+            resp,
+            budgets,
+            core_s,
+        }))
+    }
+}
+
+impl Decided {
+    fn row<'a>(
+        &'a self,
+        who: &'a super::config::Key,
+        v: &'a Valid<'_>,
+        now: f64,
+        ttl: f64,
+    ) -> NewDecision<'a> {
+        NewDecision {
+            request_id: &v.msg.request_id,
+            decision_id: &self.resp.decision_id,
+            tenant: &who.tenant,
+            key_id: &who.key_id,
+            job_id: &v.msg.job_id,
+            model: &self.model,
+            role: i64::from(v.task.role),
+            task_class: &v.task.task_class,
+            estimate_micros: self.estimate_micros,
+            created_at: now,
+            expires_at: now + ttl,
+            payload: self.payload.as_bytes(),
+        }
+    }
+
+    fn routed(self, who: &super::config::Key, v: &Valid<'_>, store_s: f64) -> Routed {
+        let chosen = self.resp.model.clone().unwrap_or_default();
+        Routed {
+            tenant: who.tenant.clone(),
+            key_id: who.key_id.clone(),
+            role: v.task.role,
+            task_class: v.task.task_class.clone(),
+            job_id: v.msg.job_id.clone(),
+            attempt: v.attempt,
+            decision_id: self.resp.decision_id.clone(),
+            model: (chosen.model_id, chosen.provider, chosen.upstream_model),
+            fallbacks: self
+                .resp
+                .fallbacks
+                .iter()
+                .map(|f| f.model_id.clone())
+                .collect(),
+            cost_usd: self.d.expected_cost_usd,
+            success_probability: self.d.success_probability,
+            latency_ms: self.d.latency_ms,
+            exploration: self.d.exploration,
+            sticky: self.d.sticky,
+            budget_remaining_usd: self.resp.budget_remaining_usd,
+            reserved_usd: self.resp.reserved_usd,
+            budgets: self.budgets,
+            start_unix_ns: 0,
+            duration_ns: 0,
+            traceparent: None,
+            core_s: self.core_s,
+            store_s,
+        }
     }
 }
 

@@ -50,7 +50,7 @@ def server(r: Reader, raw: Any) -> ServerConfig:
                                      "write the deadline applied when a caller sets none, e.g. 5000",
                                      default=dflt.default_deadline_ms, lo=1, integer=True),
         front=r.choice(d, "front", p, ("python", "rust"),
-                       "python serves every call in grpc.aio; rust serves Route in Rust (SQLite store only)",
+                       "python serves every call in grpc.aio; rust serves Route in Rust, the rest in grpc.aio",
                        dflt.front),
     )
 

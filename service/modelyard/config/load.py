@@ -119,9 +119,9 @@ def parse_config(text: str, source: str = "<config>", base_dir: str | Path | Non
         _tenants=MappingProxyType({t.id: t for t in tenants}),
         _keys=MappingProxyType(_key_index(tenants)),
     )
-    if cfg.server.front == "rust" and (cfg.store.kind != "sqlite" or str(cfg.store.sqlite.path) == ":memory:"):
-        r.error("server.front", "rust serves Route from the SQLite store file, which this config does not have",
-                "set store.kind: sqlite with a file path, or server.front: python")
+    if cfg.server.front == "rust" and cfg.store.kind == "sqlite" and str(cfg.store.sqlite.path) == ":memory:":
+        r.error("server.front", "rust reserves in the SQLite store file, and :memory: is not one it can open",
+                "give store.sqlite.path a file path, or set server.front: python")
     if r.problems:
         raise ConfigError(source, r.problems)
     return cfg

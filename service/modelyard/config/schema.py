@@ -40,7 +40,7 @@ class ServerConfig:
     shutdown_grace_s: float = 10.0
     default_deadline_ms: int = 5000
     # "python": grpc.aio serves every call. "rust": Route is served by the Rust front in the core's
-    # threads, every other call forwarded to grpc.aio on a private Unix socket (SQLite store only).
+    # threads, every other call forwarded to grpc.aio on a private Unix socket.
     front: str = "python"
 
 
