@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::store::{window_bounds, Usage, WINDOWS};
+use super::store::{window_bounds, NewDecision, Usage, WINDOWS};
 
 /// `_redis_codec.RETENTION_S`: counters outlive their window, decisions their expiry, this long.
 pub const RETENTION_S: i64 = 35 * 86_400;
@@ -176,22 +176,6 @@ pub enum Reserved {
     OverLimit,
 }
 
-/// The decision hash's fields, as `_redis_codec.record_fields` writes them.
-pub struct Record<'a> {
-    pub request_id: &'a str,
-    pub decision_id: &'a str,
-    pub tenant: &'a str,
-    pub key_id: &'a str,
-    pub job_id: &'a str,
-    pub model: &'a str,
-    pub role: i64,
-    pub task_class: &'a str,
-    pub estimate_micros: i64,
-    pub created_at: f64,
-    pub expires_at: f64,
-    pub payload: &'a [u8],
-}
-
 /// A float as Python's repr writes it (what `float()` reads back).
 fn repr(x: f64) -> String {
     serde_json::Number::from_f64(x).map_or_else(|| "0.0".into(), |n| n.to_string())
@@ -313,11 +297,11 @@ impl RedisStore {
             .collect()
     }
 
-    /// reserve.lua with the hard limits `limits` ((position in the tenant-then-key window order,
+    /// reserve.lua for the decision row `r` (written as `_redis_codec.record_fields` writes it), with the hard limits `limits` ((position in the tenant-then-key window order,
     /// hard micro-dollars)); see redis_store.py `reserve`.
     pub fn reserve(
         &self,
-        r: &Record<'_>,
+        r: &NewDecision<'_>,
         limits: &[(usize, i64)],
         now: f64,
     ) -> Result<Reserved, String> {

@@ -10,7 +10,6 @@
 //! answer as `routing._route` + `_reserve` for the requests it accepts (the service tests run on
 //! both fronts to hold it to that).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -496,21 +495,7 @@ impl Front {
                     Err(why) => return Ok((Outcome::Delegate(why), None)),
                 };
                 let row = d.row(who, &v, now, cfg.reservation_ttl_s);
-                let record = super::redis::Record {
-                    request_id: row.request_id,
-                    decision_id: row.decision_id,
-                    tenant: row.tenant,
-                    key_id: row.key_id,
-                    job_id: row.job_id,
-                    model: row.model,
-                    role: row.role,
-                    task_class: row.task_class,
-                    estimate_micros: row.estimate_micros,
-                    created_at: row.created_at,
-                    expires_at: row.expires_at,
-                    payload: row.payload,
-                };
-                match redis.reserve(&record, &d.limits, now)? {
+                match redis.reserve(&row, &d.limits, now)? {
                     super::redis::Reserved::Done => {}
                     super::redis::Reserved::Replay => {
                         return Ok((Outcome::Delegate("replay"), None))
@@ -755,9 +740,6 @@ fn core_request(
         explain: v.msg.explain,
     }
 }
-
-/// Decision counts by model since start (Admin.GetStats adds them to the Python side's).
-pub type ModelCounts = HashMap<String, u64>;
 
 /// The decision as the caller gets it and as the store keeps it (domain.py Decision.to_payload):
 /// the two are written side by side, field by field, so they cannot drift apart.

@@ -88,19 +88,6 @@ pub struct Usage {
     pub reserved_micros: i64,
 }
 
-/// A settled step of a job, for rebuilding its failures (see `route::stored_failures`).
-pub struct JobStep {
-    pub role: i64,
-    pub status: i64,
-    pub model: String,
-    pub task_class: String,
-    pub input_tokens: i64,
-    pub cached_input_tokens: i64,
-    pub output_tokens: i64,
-    pub charged_micros: i64,
-    pub payload: Vec<u8>,
-}
-
 /// The decision row a reservation inserts.
 pub struct NewDecision<'a> {
     pub request_id: &'a str,
@@ -218,34 +205,6 @@ pub fn insert_reservation(
         }
     }
     Ok(())
-}
-
-/// The job's settled steps of `role`, oldest first.
-pub fn job_steps(
-    conn: &Connection,
-    tenant: &str,
-    job_id: &str,
-    role: i64,
-) -> rusqlite::Result<Vec<JobStep>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT role, status, CASE model_used WHEN '' THEN model ELSE model_used END, task_class, \
-         input_tokens, cached_input_tokens, output_tokens, charged_micros, payload \
-         FROM decisions WHERE tenant = ?1 AND job_id = ?2 AND role = ?3 AND settled = 1 ORDER BY seq",
-    )?;
-    let rows = stmt.query_map(params![tenant, job_id, role], |r| {
-        Ok(JobStep {
-            role: r.get(0)?,
-            status: r.get(1)?,
-            model: r.get(2)?,
-            task_class: r.get(3)?,
-            input_tokens: r.get(4)?,
-            cached_input_tokens: r.get(5)?,
-            output_tokens: r.get(6)?,
-            charged_micros: r.get(7)?,
-            payload: r.get(8)?,
-        })
-    })?;
-    rows.collect()
 }
 
 #[cfg(test)]
