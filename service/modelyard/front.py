@@ -1,7 +1,7 @@
 """The Rust gRPC front (`server.front: rust`), from the Python side.
 
 The front (router_core/src/front/) owns the public port. It serves `Router/Route` on its own
-threads, without the GIL, over this process's cores, SQLite file and job tracker; every other call,
+threads, without the GIL, over this process's cores, store and job tracker; every other call,
 and every Route it does not serve itself (anything that ends in an error, a replayed request_id, a
 retry of a job this replica has no memory of), reaches the grpc.aio server here unchanged over a
 private Unix socket. This module resolves the running config into what the front reads and pushes

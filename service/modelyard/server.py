@@ -122,7 +122,7 @@ class Server:
         if front is not None:
             try:
                 self.port = await asyncio.to_thread(front.start, self.listen)
-            except OSError:
+            except (OSError, ValueError):  # a busy port; a store the front cannot reach (rediss://)
                 await self.grpc.stop(0)
                 await self.app.stop()
                 front.stop(0)  # removes its socket directory
