@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 use crate::drift::DriftState;
 use crate::intern::Interner;
-use crate::stats::{epoch_start, Sums};
+use crate::stats::{epoch_start, LatencySums, LogNormalSums, Sums};
 
 /// Class id of the pooled (model) and (model, role) levels.
 pub const ALL_CLASSES: u32 = u32::MAX;
@@ -34,7 +34,8 @@ pub struct ArmKey {
     pub class: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+/// One arm as callers see and change it; the table stores it split (see `Row`).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Arm {
     pub sums: Sums,
     /// Per-process fast estimate for drift detection; not snapshotted (see drift.rs).
@@ -49,9 +50,9 @@ pub struct RatioHot {
     pub var: f64,
 }
 
-/// What a decision reads of one arm, derived from its sums whenever they change and kept
-/// contiguous per row (104 bytes), so scoring a row of 64 models streams through ~7 KB instead
-/// of chasing 64 full arms. A missing arm reads as `Hot::default()`, which is "no evidence".
+/// What a decision reads of one arm. Computed from the row's `HotSums` on every read (a handful
+/// of divisions), so the table keeps each number once. A missing arm reads as `Hot::EMPTY`,
+/// which is "no evidence".
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Hot {
     pub successes: f64,
@@ -80,7 +81,34 @@ impl Hot {
     };
 
     pub fn of(s: &Sums) -> Self {
-        let r = |l: &crate::stats::LogNormalSums| {
+        HotSums::of(s).view()
+    }
+}
+
+/// The sums a decision reads, stored contiguously per row (104 bytes), so scoring a row of 64
+/// models streams through ~7 KB instead of chasing 64 whole arms.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct HotSums {
+    successes: f64,
+    failures: f64,
+    latency_w: f64,
+    latency_wx: f64,
+    ratios: [LogNormalSums; 3],
+}
+
+impl HotSums {
+    fn of(s: &Sums) -> Self {
+        Self {
+            successes: s.successes,
+            failures: s.failures,
+            latency_w: s.latency.w,
+            latency_wx: s.latency.wx,
+            ratios: [s.ratio_in, s.ratio_out, s.cost_ratio],
+        }
+    }
+
+    fn view(&self) -> Hot {
+        let r = |l: &LogNormalSums| {
             let (mean, var) = l.moments();
             RatioHot {
                 w: l.w.max(0.0),
@@ -88,46 +116,206 @@ impl Hot {
                 var,
             }
         };
-        Self {
-            successes: s.successes.max(0.0),
-            failures: s.failures.max(0.0),
-            latency_w: s.latency.w.max(0.0),
-            latency_mean: s.latency.mean().unwrap_or(0.0),
-            ratios: [r(&s.ratio_in), r(&s.ratio_out), r(&s.cost_ratio)],
+        let latency = LatencySums {
+            w: self.latency_w,
+            wx: self.latency_wx,
+            ..LatencySums::default()
+        };
+        Hot {
+            successes: self.successes.max(0.0),
+            failures: self.failures.max(0.0),
+            latency_w: self.latency_w.max(0.0),
+            latency_mean: latency.mean().unwrap_or(0.0),
+            ratios: [r(&self.ratios[0]), r(&self.ratios[1]), r(&self.ratios[2])],
         }
     }
 }
 
-/// One (role, class) row: arm slot and hot view per model key.
+/// The rest of an arm: what the leaderboard, snapshots and the drift test read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cold {
+    model: u32,
+    tokens_w: f64,
+    input_plain: f64,
+    cached_plain: f64,
+    output_plain: f64,
+    cost_w: f64,
+    cost_plain: f64,
+    latency_wl: f64,
+    latency_wl2: f64,
+    drift: DriftStored,
+}
+
+/// `DriftState` as stored: its running estimates in f32 (36 bytes instead of 72). The test's
+/// arithmetic stays in f64; only what carries over between outcomes is rounded, to a relative
+/// 6e-8, far inside the noise of a window of ~`window` outcomes.
+#[derive(Debug, Clone, Copy, Default)]
+struct DriftStored {
+    fast: [f32; 2],
+    cusum: [f32; 2],
+    run_down: [f32; 2],
+    run_up: [f32; 2],
+    flagged: bool,
+}
+
+impl From<DriftState> for DriftStored {
+    fn from(d: DriftState) -> Self {
+        let f = |x: f64| x as f32;
+        Self {
+            fast: [f(d.fast_successes), f(d.fast_failures)],
+            cusum: [f(d.cusum_down), f(d.cusum_up)],
+            run_down: [f(d.run_down.0), f(d.run_down.1)],
+            run_up: [f(d.run_up.0), f(d.run_up.1)],
+            flagged: d.flagged,
+        }
+    }
+}
+
+impl From<DriftStored> for DriftState {
+    fn from(d: DriftStored) -> Self {
+        let f = f64::from;
+        Self {
+            fast_successes: f(d.fast[0]),
+            fast_failures: f(d.fast[1]),
+            flagged: d.flagged,
+            cusum_down: f(d.cusum[0]),
+            cusum_up: f(d.cusum[1]),
+            run_down: (f(d.run_down[0]), f(d.run_down[1])),
+            run_up: (f(d.run_up[0]), f(d.run_up[1])),
+        }
+    }
+}
+
+/// One (role, class) row. Arms are stored densely in the order they were created, `hot` and
+/// `cold` side by side; `slots` maps a model key to its arm's index. A row holds only the models
+/// learned in it (most classes see a few of the catalog's models), so an arm costs its 104 + 104
+/// bytes plus 4 bytes of slot per model key up to the highest one in the row.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     slots: Vec<u32>,
-    hot: Vec<Hot>,
+    hot: Vec<HotSums>,
+    cold: Vec<Cold>,
 }
 
 impl Row {
     /// The hot view of `model`'s arm in this row (`Hot::EMPTY` when it has none).
     #[inline]
-    pub fn hot(&self, model: u32) -> &Hot {
-        self.hot.get(model as usize).unwrap_or(&Hot::EMPTY)
+    pub fn hot(&self, model: u32) -> Hot {
+        match self.slots.get(model as usize) {
+            Some(&i) if i != NO_ARM => self.hot[i as usize].view(),
+            _ => Hot::EMPTY,
+        }
+    }
+
+    fn index(&self, model: u32) -> Option<usize> {
+        self.slots
+            .get(model as usize)
+            .filter(|&&i| i != NO_ARM)
+            .map(|&i| i as usize)
+    }
+
+    /// The index of `model`'s arm, created empty if missing. Rows grow by an eighth at a time
+    /// rather than doubling: a million arms would otherwise leave up to half their memory unused
+    /// (arms are created far more rarely than read, so the extra reallocations cost nothing).
+    fn index_or_insert(&mut self, model: u32) -> usize {
+        if let Some(i) = self.index(model) {
+            return i;
+        }
+        let m = model as usize;
+        if self.slots.len() <= m {
+            self.slots.resize(m + 1, NO_ARM);
+            self.slots.shrink_to_fit();
+        }
+        if self.hot.len() == self.hot.capacity() {
+            let more = (self.hot.len() / 8).max(2);
+            self.hot.reserve_exact(more);
+            self.cold.reserve_exact(more);
+        }
+        let i = self.hot.len();
+        self.slots[m] = i as u32;
+        self.hot.push(HotSums::default());
+        self.cold.push(Cold {
+            model,
+            ..Cold::default()
+        });
+        i
+    }
+
+    fn arm(&self, i: usize) -> Arm {
+        let (h, c) = (&self.hot[i], &self.cold[i]);
+        Arm {
+            sums: Sums {
+                successes: h.successes,
+                failures: h.failures,
+                ratio_in: h.ratios[0],
+                ratio_out: h.ratios[1],
+                cost_ratio: h.ratios[2],
+                tokens_w: c.tokens_w,
+                input_plain: c.input_plain,
+                cached_plain: c.cached_plain,
+                output_plain: c.output_plain,
+                cost_w: c.cost_w,
+                cost_plain: c.cost_plain,
+                latency: LatencySums {
+                    w: h.latency_w,
+                    wx: h.latency_wx,
+                    wl: c.latency_wl,
+                    wl2: c.latency_wl2,
+                },
+            },
+            drift: c.drift.into(),
+        }
+    }
+
+    fn set(&mut self, i: usize, a: &Arm) {
+        let s = &a.sums;
+        self.hot[i] = HotSums::of(s);
+        let c = &mut self.cold[i];
+        c.tokens_w = s.tokens_w;
+        c.input_plain = s.input_plain;
+        c.cached_plain = s.cached_plain;
+        c.output_plain = s.output_plain;
+        c.cost_w = s.cost_w;
+        c.cost_plain = s.cost_plain;
+        c.latency_wl = s.latency.wl;
+        c.latency_wl2 = s.latency.wl2;
+        c.drift = a.drift.into();
+    }
+
+    /// Applies `f` to the arm at `i` and stores it back.
+    fn update<R>(&mut self, i: usize, f: impl FnOnce(&mut Arm) -> R) -> R {
+        let mut arm = self.arm(i);
+        let out = f(&mut arm);
+        self.set(i, &arm);
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// Room for `n` more arms, exactly.
+    fn reserve(&mut self, n: usize) {
+        self.hot.reserve_exact(n);
+        self.cold.reserve_exact(n);
     }
 }
 
-/// All arms, with rows keyed by (role, class) holding one slot per model key, so a decision
-/// over N models does one hash lookup per pooling level instead of N.
+/// All arms, in rows keyed by (role, class), so a decision over N models does one hash lookup
+/// per pooling level instead of N.
 #[derive(Debug, Clone, Default)]
 pub struct ArmTable {
     pub models: Interner,
     pub classes: Interner,
     /// Start of the current weighting epoch; `None` until the first observation.
     pub t0: Option<f64>,
-    arms: Vec<(ArmKey, Arm)>,
     rows: FxHashMap<(u8, u32), Row>,
 }
 
 static EMPTY_ROW: Row = Row {
     slots: Vec::new(),
     hot: Vec::new(),
+    cold: Vec::new(),
 };
 
 impl ArmTable {
@@ -141,28 +329,25 @@ impl ArmTable {
         self.rows.get(&(role, class)).unwrap_or(&EMPTY_ROW)
     }
 
-    pub fn get(&self, key: ArmKey) -> Option<&Arm> {
+    pub fn get(&self, key: ArmKey) -> Option<Arm> {
         let row = self.rows.get(&(key.role, key.class))?;
-        let slot = *row.slots.get(key.model as usize)?;
-        (slot != NO_ARM).then(|| &self.arms[slot as usize].1)
+        row.index(key.model).map(|i| row.arm(i))
     }
 
-    /// Applies `f` to the arm of `key` (created empty if missing) and refreshes its hot view.
+    /// Applies `f` to the arm of `key` (created empty if missing) and stores it back.
     pub fn with_arm<R>(&mut self, key: ArmKey, f: impl FnOnce(&mut Arm) -> R) -> R {
         let row = self.rows.entry((key.role, key.class)).or_default();
-        let m = key.model as usize;
-        if row.slots.len() <= m {
-            row.slots.resize(m + 1, NO_ARM);
-            row.hot.resize(m + 1, Hot::EMPTY);
+        let i = row.index_or_insert(key.model);
+        row.update(i, f)
+    }
+
+    /// Sizes the row of (role, class) for `n` arms if it has none yet, so a restore allocates
+    /// each row once (a row that has arms grows as usual: the merge may bring no new ones).
+    pub fn reserve(&mut self, role: u8, class: u32, n: usize) {
+        let row = self.rows.entry((role, class)).or_default();
+        if row.len() == 0 {
+            row.reserve(n);
         }
-        if row.slots[m] == NO_ARM {
-            row.slots[m] = self.arms.len() as u32;
-            self.arms.push((key, Arm::default()));
-        }
-        let arm = &mut self.arms[row.slots[m] as usize].1;
-        let out = f(arm);
-        row.hot[m] = Hot::of(&arm.sums);
-        out
     }
 
     /// Applies `f` to `model`'s arm in every class row of `role` (pooled levels excluded).
@@ -171,41 +356,37 @@ impl ArmTable {
             if r != role || class == ALL_CLASSES {
                 continue;
             }
-            let m = model as usize;
-            if let Some(&slot) = row.slots.get(m).filter(|&&s| s != NO_ARM) {
-                let arm = &mut self.arms[slot as usize].1;
-                f(arm);
-                row.hot[m] = Hot::of(&arm.sums);
+            if let Some(i) = row.index(model) {
+                row.update(i, &mut f);
             }
         }
     }
 
-    /// Recomputes every hot view (after sums changed in bulk).
-    fn refresh_all(&mut self) {
-        for row in self.rows.values_mut() {
-            for (m, &slot) in row.slots.iter().enumerate() {
-                if slot != NO_ARM {
-                    row.hot[m] = Hot::of(&self.arms[slot as usize].1.sums);
-                }
-            }
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &(ArmKey, Arm)> {
-        self.arms.iter()
+    /// Every arm with its key, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (ArmKey, Arm)> + '_ {
+        self.rows.iter().flat_map(|(&(role, class), row)| {
+            (0..row.len()).map(move |i| {
+                let key = ArmKey {
+                    model: row.cold[i].model,
+                    role,
+                    class,
+                };
+                (key, row.arm(i))
+            })
+        })
     }
 
     /// Number of (model, role, task_class) arms; pooled levels and retry arms not counted.
     pub fn leaf_count(&self) -> usize {
-        self.arms
+        self.rows
             .iter()
-            .filter(|(k, _)| k.class != ALL_CLASSES && k.role & RETRY == 0)
-            .count()
+            .filter(|(&(role, class), _)| class != ALL_CLASSES && role & RETRY == 0)
+            .map(|(_, row)| row.len())
+            .sum()
     }
 
     /// Drops learned sums but keeps interned names (the catalog's keys point into them).
     pub fn clear(&mut self) {
-        self.arms.clear();
         self.rows.clear();
         self.t0 = None;
     }
@@ -228,8 +409,11 @@ impl ArmTable {
         match self.t0 {
             Some(t0) if t0_new > t0 => {
                 let f = (-lambda * (t0_new - t0)).exp();
-                self.arms.iter_mut().for_each(|(_, a)| a.sums.scale(f));
-                self.refresh_all();
+                for row in self.rows.values_mut() {
+                    for i in 0..row.len() {
+                        row.update(i, |a| a.sums.scale(f));
+                    }
+                }
                 self.t0 = Some(t0_new);
             }
             Some(_) => {}
@@ -260,10 +444,16 @@ mod tests {
         t.with_arm(k, |a| a.sums.successes = 1.0);
         assert_eq!(t.get(k).unwrap().sums.successes, 1.0);
         assert_eq!(t.row(2, 7).hot(3).successes, 1.0);
-        assert_eq!(t.row(2, 7).hot(2), &Hot::EMPTY);
+        assert_eq!(t.row(2, 7).hot(2), Hot::EMPTY);
         assert!(t.get(ArmKey { model: 2, ..k }).is_none());
         assert!(t.get(ArmKey { model: 9, ..k }).is_none());
         assert_eq!(t.leaf_count(), 1);
+    }
+
+    #[test]
+    fn an_arm_stays_compact() {
+        assert_eq!(std::mem::size_of::<HotSums>(), 104);
+        assert_eq!(std::mem::size_of::<Cold>(), 104);
     }
 
     #[test]
@@ -277,10 +467,10 @@ mod tests {
             class: 0,
         };
         t.with_arm(k, |a| a.sums.successes += w);
-        let before = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
+        let before = t.get(k).unwrap().sums.successes * t.read_scale(250.0, lambda);
         t.weight_at(250.0, 100.0, lambda);
         assert_eq!(t.t0, Some(200.0));
-        let after = t.iter().next().unwrap().1.sums.successes * t.read_scale(250.0, lambda);
+        let after = t.get(k).unwrap().sums.successes * t.read_scale(250.0, lambda);
         assert!((before - after).abs() < 1e-12);
         assert!((before - 0.5f64.powi(2)).abs() < 1e-9, "{before}");
         assert_eq!(

@@ -105,12 +105,12 @@ pub fn decide(
     let retry = (req.attempt > 1).then(|| {
         let r = role | RETRY;
         let h = table.models.get(HARDNESS);
-        let mut rho = h.map_or(1.0, |h| hardness(table.row(r, ALL_CLASSES).hot(h), scale));
+        let mut rho = h.map_or(1.0, |h| hardness(&table.row(r, ALL_CLASSES).hot(h), scale));
         let r = match req.failed_effort {
             Some(e) => {
                 let rb = r | effort_bit(e);
                 if let Some(h) = h {
-                    rho = hardness_toward(table.row(rb, ALL_CLASSES).hot(h), scale, rho);
+                    rho = hardness_toward(&table.row(rb, ALL_CLASSES).hot(h), scale, rho);
                 }
                 rb
             }
@@ -150,13 +150,14 @@ pub fn decide(
         if excluded.is_none() || req.explain {
             let k = spec.key;
             let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
-            let mut est = estimate(spec, lv, scale, req);
+            let mut est = estimate(spec, lv.each_ref(), scale, req);
             if let Some((rho, retry_role, retry_class, h)) = retry {
-                let rlv: [&Hot; 2] = [retry_role.hot(k), retry_class.hot(k)];
-                est.posterior = retry_posterior(est.posterior, rho, rlv, scale);
+                let rlv = [retry_role.hot(k), retry_class.hot(k)];
+                est.posterior = retry_posterior(est.posterior, rho, rlv.each_ref(), scale);
                 est.p_mean = est.posterior.mean();
-                let pooled = h.map_or(&Hot::EMPTY, |h| retry_role.hot(h));
-                if let Some(c) = retry_cost(spec, lv, [pooled, rlv[0], rlv[1]], scale, req) {
+                let pooled = h.map_or(Hot::EMPTY, |h| retry_role.hot(h));
+                let rlv = [&pooled, &rlv[0], &rlv[1]];
+                if let Some(c) = retry_cost(spec, lv.each_ref(), rlv, scale, req) {
                     est.cost_usd = c;
                 }
             }

@@ -421,9 +421,9 @@ impl Core {
                     let lv = [
                         t.row(ALL_ROLES, ALL_CLASSES).hot(k.model),
                         t.row(k.role, ALL_CLASSES).hot(k.model),
-                        &Hot::of(s),
+                        Hot::of(s),
                     ];
-                    let post = success_posterior(spec.prior, lv, scale);
+                    let post = success_posterior(spec.prior, lv.each_ref(), scale);
                     let (lo, hi) = post.interval(Z90);
                     (post.mean(), lo, hi, mean_cost(spec, s))
                 });
@@ -439,7 +439,7 @@ impl Core {
                     success_high: hi,
                     mean_cost_usd: cost,
                     mean_latency_ms: s.latency.mean().unwrap_or(0.0),
-                    p90_latency_ms: s.latency.quantile(0.9).unwrap_or(0.0),
+                    p90_latency_ms: s.latency.p90().unwrap_or(0.0),
                 }
             })
             .collect();
@@ -578,7 +578,7 @@ fn learn_retry(
             table.row(role, ALL_CLASSES).hot(model),
             table.row(role, class).hot(model),
         ];
-        success_posterior(prior, lv, scale).mean()
+        success_posterior(prior, lv.each_ref(), scale).mean()
     });
     for (role, class) in [(ALL_ROLES, ALL_CLASSES), (role, ALL_CLASSES), (role, class)] {
         table.with_arm(ArmKey { model, role, class }, |a| {
@@ -656,7 +656,7 @@ fn step_effort(
     };
     let typical = typical_cost(
         spec,
-        lv,
+        lv.each_ref(),
         scale,
         (r.est_input_tokens, share, r.est_output_tokens),
     );

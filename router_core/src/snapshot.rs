@@ -12,32 +12,55 @@
 //! `EFFORT_HIGH` or `EFFORT_LOW`); retry arms' cost ratio now holds the retries' efforts. v3 and
 //! v2 bodies restore unchanged (their retry arms just have no effort yet).
 //!
+//! Version 5 names each model and class once (two sorted name tables; arms refer to them by
+//! index) and keeps latency as log-normal sums instead of a 32-bucket histogram: 177 bytes per
+//! arm instead of ~450 plus two names. It is written straight from the table into one buffer of
+//! the exact size, without an intermediate copy of the arms.
+//! v1-v4 bodies restore with each histogram bucket's weight counted at its geometric midpoint.
+//!
 //! Merge adds sums after aligning epochs to the later t0 (the earlier side is multiplied by
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
 
+use std::collections::HashMap;
+
 use bincode::Options as _;
+use serde::ser::{SerializeSeq as _, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, EFFORT_HIGH, EFFORT_LOW, RETRY};
 use crate::error::{CoreError, Result};
-use crate::stats::{LatencySums, Sums};
+use crate::stats::{LatencyHistV4, LogNormalSums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
+/// Class index of the pooled levels in a v5 body.
+const POOLED: u32 = u32::MAX;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Body<S = Sums> {
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SnapArm {
+    model: u32,
+    role: u8,
+    /// `POOLED` for the pooled levels.
+    class: u32,
+    sums: Sums,
+}
+
+/// A v1-v4 body: names on every arm.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct BodyV4<S> {
     half_life_s: f64,
     t0: Option<f64>,
     last_now: f64,
-    arms: Vec<SnapArm<S>>,
+    arms: Vec<SnapArmV4<S>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SnapArm<S = Sums> {
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct SnapArmV4<S> {
     model: String,
     role: u8,
     /// `None` for the pooled levels.
@@ -45,8 +68,45 @@ struct SnapArm<S = Sums> {
     sums: S,
 }
 
+/// Version 2-4 sums (latency as a histogram).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct SumsV4 {
+    successes: f64,
+    failures: f64,
+    ratio_in: LogNormalSums,
+    ratio_out: LogNormalSums,
+    cost_ratio: LogNormalSums,
+    tokens_w: f64,
+    input_plain: f64,
+    cached_plain: f64,
+    output_plain: f64,
+    cost_w: f64,
+    cost_plain: f64,
+    latency: LatencyHistV4,
+}
+
+impl From<SumsV4> for Sums {
+    fn from(v: SumsV4) -> Self {
+        Self {
+            successes: v.successes,
+            failures: v.failures,
+            ratio_in: v.ratio_in,
+            ratio_out: v.ratio_out,
+            cost_ratio: v.cost_ratio,
+            tokens_w: v.tokens_w,
+            input_plain: v.input_plain,
+            cached_plain: v.cached_plain,
+            output_plain: v.output_plain,
+            cost_w: v.cost_w,
+            cost_plain: v.cost_plain,
+            latency: v.latency.into(),
+        }
+    }
+}
+
 /// Version 1 sums (absolute log-token statistics).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 struct SumsV1 {
     successes: f64,
     failures: f64,
@@ -55,7 +115,7 @@ struct SumsV1 {
     input_plain: f64,
     cached_plain: f64,
     output_plain: f64,
-    latency: LatencySums,
+    latency: LatencyHistV4,
 }
 
 impl From<SumsV1> for Sums {
@@ -67,40 +127,312 @@ impl From<SumsV1> for Sums {
             input_plain: v.input_plain,
             cached_plain: v.cached_plain,
             output_plain: v.output_plain,
-            latency: v.latency,
+            latency: v.latency.into(),
             ..Sums::default()
         }
     }
 }
 
-/// Encodes the table; arms are sorted by names so equal states give equal bytes.
-pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u8>> {
-    let mut arms: Vec<SnapArm> = table
+/// What `encode` writes, the v5 body: half_life_s, t0, last_now, the sorted model and class
+/// names, then the arms sorted by (model name, role, class name), pooled levels first, so equal
+/// states give equal bytes. Names are borrowed and each arm is read from the table as it is
+/// written.
+#[derive(Serialize)]
+struct EncodeBody<'a> {
+    half_life_s: f64,
+    t0: Option<f64>,
+    last_now: f64,
+    models: Vec<&'a str>,
+    classes: Vec<&'a str>,
+    arms: EncodeArms<'a>,
+}
+
+struct EncodeArms<'a> {
+    table: &'a ArmTable,
+    /// (model rank, role, class rank or POOLED, key), sorted.
+    order: Vec<(u32, u8, u32, ArmKey)>,
+}
+
+impl Serialize for EncodeArms<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.order.len()))?;
+        for &(model, role, class, key) in &self.order {
+            let Some(arm) = self.table.get(key) else {
+                continue;
+            };
+            seq.serialize_element(&SnapArm {
+                model,
+                role,
+                class,
+                sums: arm.sums,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// Sorted names and each id's rank among them.
+fn ranks<'a>(used: impl Iterator<Item = (u32, &'a str)>) -> (Vec<&'a str>, HashMap<u32, u32>) {
+    let mut names: Vec<(u32, &str)> = used.collect();
+    names.sort_unstable_by(|a, b| a.1.cmp(b.1));
+    let rank = names
         .iter()
-        .map(|(k, a)| SnapArm {
-            model: table.models.name(k.model).to_owned(),
-            role: k.role,
-            class: (k.class != ALL_CLASSES).then(|| table.classes.name(k.class).to_owned()),
-            sums: a.sums,
+        .enumerate()
+        .map(|(i, &(id, _))| (id, i as u32))
+        .collect();
+    (names.into_iter().map(|(_, n)| n).collect(), rank)
+}
+
+/// Encodes the table; equal states give equal bytes.
+pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u8>> {
+    let keys: Vec<ArmKey> = table.iter().map(|(k, _)| k).collect();
+    let mut model_ids: Vec<u32> = keys.iter().map(|k| k.model).collect();
+    model_ids.sort_unstable();
+    model_ids.dedup();
+    let mut class_ids: Vec<u32> = keys
+        .iter()
+        .map(|k| k.class)
+        .filter(|&c| c != ALL_CLASSES)
+        .collect();
+    class_ids.sort_unstable();
+    class_ids.dedup();
+    let (models, model_rank) = ranks(model_ids.iter().map(|&m| (m, table.models.name(m))));
+    let (classes, class_rank) = ranks(class_ids.iter().map(|&c| (c, table.classes.name(c))));
+    let mut order: Vec<(u32, u8, u32, ArmKey)> = keys
+        .into_iter()
+        .map(|k| {
+            let class = if k.class == ALL_CLASSES {
+                POOLED
+            } else {
+                class_rank[&k.class]
+            };
+            (model_rank[&k.model], k.role, class, k)
         })
         .collect();
-    arms.sort_by(|a, b| (&a.model, a.role, &a.class).cmp(&(&b.model, b.role, &b.class)));
-    let body = Body {
+    // Pooled levels first within a (model, role), as v4's `None` sorted before any class.
+    order.sort_unstable_by_key(|&(m, r, c, _)| (m, r, c.wrapping_add(1)));
+    let body = EncodeBody {
         half_life_s,
         t0: table.t0,
         last_now,
-        arms,
+        models,
+        classes,
+        arms: EncodeArms { table, order },
     };
-    let mut out = MAGIC.to_vec();
+    let opts = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes();
+    let size = opts
+        .serialized_size(&body)
+        .map_err(|e| CoreError::field("snapshot", e))?;
+    let mut out = Vec::with_capacity(12 + size as usize);
+    out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
-    let bytes = bincode::serialize(&body).map_err(|e| CoreError::field("snapshot", e))?;
-    out.extend_from_slice(&bytes);
+    opts.serialize_into(&mut out, &body)
+        .map_err(|e| CoreError::field("snapshot", e))?;
     Ok(out)
 }
 
-pub struct Decoded(Body);
+/// A checked snapshot, ready to merge. A v5 body is checked arm by arm as it is read and read
+/// again by `merge_into`, so a large snapshot never exists as a second copy of its arms.
+pub struct Decoded<'a> {
+    header: Header,
+    arms: Arms<'a>,
+    /// Arms per (role, class index): rows are sized once before the merge.
+    per_row: HashMap<(u8, u32), usize>,
+}
 
-pub fn decode(data: &[u8]) -> Result<Decoded> {
+enum Arms<'a> {
+    /// The v5 body's bytes.
+    Stream(&'a [u8]),
+    /// A v1-v4 body, converted.
+    Converted(Vec<SnapArm>),
+}
+
+/// Everything of a v5 body but its arms.
+#[derive(Debug, Clone, PartialEq)]
+struct Header {
+    half_life_s: f64,
+    t0: Option<f64>,
+    last_now: f64,
+    models: Vec<String>,
+    classes: Vec<String>,
+}
+
+type EachArm<'f> = &'f mut dyn FnMut(usize, &SnapArm, &Header) -> Result<()>;
+
+/// Reads a v5 body, handing each arm to `each` as it is read. Serde's side of it: the body is
+/// a 6-field tuple (bincode writes structs as tuples), its last field a sequence of arms.
+struct BodySeed<'f> {
+    each: EachArm<'f>,
+    /// The error `each` returned (serde's own error type cannot carry it).
+    stopped: Option<CoreError>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut BodySeed<'_> {
+    type Value = Header;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Header, D::Error> {
+        d.deserialize_tuple(6, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for &mut BodySeed<'_> {
+    type Value = Header;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a version 5 snapshot body")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Header, A::Error> {
+        use serde::de::Error as _;
+        let missing = || A::Error::custom("body ends early");
+        let header = Header {
+            half_life_s: seq.next_element()?.ok_or_else(missing)?,
+            t0: seq.next_element()?.ok_or_else(missing)?,
+            last_now: seq.next_element()?.ok_or_else(missing)?,
+            models: seq.next_element()?.ok_or_else(missing)?,
+            classes: seq.next_element()?.ok_or_else(missing)?,
+        };
+        seq.next_element_seed(ArmsSeed {
+            body: self,
+            header: &header,
+        })?
+        .ok_or_else(missing)?;
+        Ok(header)
+    }
+}
+
+struct ArmsSeed<'s, 'f> {
+    body: &'s mut BodySeed<'f>,
+    header: &'s Header,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ArmsSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ArmsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a sequence of arms")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let mut i = 0;
+        while let Some(arm) = seq.next_element::<SnapArm>()? {
+            if let Err(e) = (self.body.each)(i, &arm, self.header) {
+                self.body.stopped = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+fn options() -> impl bincode::Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .allow_trailing_bytes()
+        .with_limit(MAX_BODY)
+}
+
+fn corrupt(e: bincode::Error) -> CoreError {
+    CoreError::field("snapshot", format!("corrupt body: {e}"))
+}
+
+/// Reads a v5 body, calling `each` on every arm in order.
+fn read_v5(body: &[u8], each: EachArm<'_>) -> Result<Header> {
+    let mut seed = BodySeed {
+        each,
+        stopped: None,
+    };
+    let out = options().deserialize_seed(&mut seed, body);
+    match (out, seed.stopped) {
+        (_, Some(e)) => Err(e),
+        (out, None) => out.map_err(corrupt),
+    }
+}
+
+/// A v1-v4 body with names turned into the v5 tables.
+fn from_v4<S: Into<Sums>>(v: BodyV4<S>) -> (Header, Vec<SnapArm>) {
+    let (mut models, mut classes) = (Vec::new(), Vec::new());
+    let (mut model_ix, mut class_ix) = (HashMap::new(), HashMap::new());
+    let index = |names: &mut Vec<String>, ix: &mut HashMap<String, u32>, name: String| {
+        *ix.entry(name).or_insert_with_key(|n| {
+            names.push(n.clone());
+            names.len() as u32 - 1
+        })
+    };
+    let arms = v
+        .arms
+        .into_iter()
+        .map(|a| SnapArm {
+            model: index(&mut models, &mut model_ix, a.model),
+            role: a.role,
+            class: a
+                .class
+                .map_or(POOLED, |c| index(&mut classes, &mut class_ix, c)),
+            sums: a.sums.into(),
+        })
+        .collect();
+    let header = Header {
+        half_life_s: v.half_life_s,
+        t0: v.t0,
+        last_now: v.last_now,
+        models,
+        classes,
+    };
+    (header, arms)
+}
+
+/// The checks every arm passes before anything is merged.
+fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header) -> Result<()> {
+    let effort = a.role & (EFFORT_HIGH | EFFORT_LOW);
+    let retry_ok = version >= 3 || a.role & RETRY == 0;
+    let effort_ok =
+        effort == 0 || version >= 4 && a.role & RETRY != 0 && effort != EFFORT_HIGH | EFFORT_LOW;
+    if a.role & !(RETRY | EFFORT_HIGH | EFFORT_LOW) > 6 || !retry_ok || !effort_ok {
+        return Err(CoreError::field(
+            format!("snapshot.arms[{i}].role"),
+            format!(
+                "must be 0..6 (v3: optionally | 128 for retry arms; v4: retry arms \
+                 optionally | 64 or | 32 for an effort bucket), got {}",
+                a.role
+            ),
+        ));
+    }
+    if a.model as usize >= h.models.len()
+        || a.class != POOLED && a.class as usize >= h.classes.len()
+    {
+        return Err(CoreError::field(
+            format!("snapshot.arms[{i}]"),
+            "names a model or class index beyond the body's name tables",
+        ));
+    }
+    if !a.sums.is_finite() {
+        return Err(CoreError::field(
+            format!("snapshot.arms[{i}].sums"),
+            "must be finite and ≥ 0",
+        ));
+    }
+    Ok(())
+}
+
+pub fn decode(data: &[u8]) -> Result<Decoded<'_>> {
     if data.len() < 12 || &data[..8] != MAGIC {
         return Err(CoreError::field(
             "snapshot",
@@ -110,97 +442,266 @@ pub fn decode(data: &[u8]) -> Result<Decoded> {
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let version = u32::from_le_bytes(v);
-    let opts = bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .allow_trailing_bytes()
-        .with_limit(MAX_BODY);
-    let corrupt = |e: bincode::Error| CoreError::field("snapshot", format!("corrupt body: {e}"));
-    let body: Body = match version {
+    let body = &data[12..];
+    let mut per_row: HashMap<(u8, u32), usize> = HashMap::new();
+    let (header, arms) = match version {
+        VERSION => {
+            let header = read_v5(body, &mut |i, a, h| {
+                check_arm(version, i, a, h)?;
+                *per_row.entry((a.role, a.class)).or_default() += 1;
+                Ok(())
+            })?;
+            (header, Arms::Stream(body))
+        }
         // v3 and v4 have v2's layout; v3 adds retry arms (role | RETRY) and the hardness arms,
         // v4 the effort-bucketed retry arms.
-        VERSION | 3 | 2 => opts.deserialize(&data[12..]).map_err(corrupt)?,
+        2..=4 => {
+            let (h, arms) = from_v4::<SumsV4>(options().deserialize(body).map_err(corrupt)?);
+            (h, Arms::Converted(arms))
+        }
         1 => {
-            let v1: Body<SumsV1> = opts.deserialize(&data[12..]).map_err(corrupt)?;
-            Body {
-                half_life_s: v1.half_life_s,
-                t0: v1.t0,
-                last_now: v1.last_now,
-                arms: v1
-                    .arms
-                    .into_iter()
-                    .map(|a| SnapArm {
-                        model: a.model,
-                        role: a.role,
-                        class: a.class,
-                        sums: a.sums.into(),
-                    })
-                    .collect(),
-            }
+            let (h, arms) = from_v4::<SumsV1>(options().deserialize(body).map_err(corrupt)?);
+            (h, Arms::Converted(arms))
         }
         _ => {
             return Err(CoreError::field(
                 "snapshot.version",
-                format!("unsupported version {version}, expected {VERSION} (or 3, 2, 1)"),
+                format!("unsupported version {version}, expected {VERSION} (or 4, 3, 2, 1)"),
             ))
         }
     };
-    if body.t0.is_some_and(|t| !t.is_finite())
-        || !body.last_now.is_finite() && body.last_now != f64::NEG_INFINITY
+    if header.t0.is_some_and(|t| !t.is_finite())
+        || !header.last_now.is_finite() && header.last_now != f64::NEG_INFINITY
     {
         return Err(CoreError::field("snapshot.t0", "must be finite"));
     }
-    for (i, a) in body.arms.iter().enumerate() {
-        let effort = a.role & (EFFORT_HIGH | EFFORT_LOW);
-        let retry_ok = version >= 3 || a.role & RETRY == 0;
-        let effort_ok = effort == 0
-            || version >= 4 && a.role & RETRY != 0 && effort != EFFORT_HIGH | EFFORT_LOW;
-        if a.role & !(RETRY | EFFORT_HIGH | EFFORT_LOW) > 6 || !retry_ok || !effort_ok {
-            return Err(CoreError::field(
-                format!("snapshot.arms[{i}].role"),
-                format!(
-                    "must be 0..6 (v3: optionally | 128 for retry arms; v4: retry arms \
-                     optionally | 64 or | 32 for an effort bucket), got {}",
-                    a.role
-                ),
-            ));
-        }
-        if !a.sums.is_finite() {
-            return Err(CoreError::field(
-                format!("snapshot.arms[{i}].sums"),
-                "must be finite and ≥ 0",
-            ));
+    if let Arms::Converted(arms) = &arms {
+        for (i, a) in arms.iter().enumerate() {
+            check_arm(version, i, a, &header)?;
+            *per_row.entry((a.role, a.class)).or_default() += 1;
         }
     }
-    Ok(Decoded(body))
+    Ok(Decoded {
+        header,
+        arms,
+        per_row,
+    })
 }
 
-impl Decoded {
+impl Decoded<'_> {
     pub fn last_now(&self) -> f64 {
-        self.0.last_now
+        self.header.last_now
     }
 
     /// Adds these sums into `table`, aligning both to the later epoch start.
     pub fn merge_into(&self, table: &mut ArmTable, lambda: f64) {
-        let Some(ts) = self.0.t0 else { return };
+        let h = &self.header;
+        let Some(ts) = h.t0 else { return };
         let t_new = table.t0.map_or(ts, |t| t.max(ts));
         table.rebase(t_new, lambda);
         let f = (-lambda * (t_new - ts)).exp();
-        for a in &self.0.arms {
-            let model = table.models.intern(&a.model);
-            let class = a
-                .class
-                .as_deref()
-                .map_or(ALL_CLASSES, |c| table.classes.intern(c));
+        let models: Vec<u32> = h.models.iter().map(|m| table.models.intern(m)).collect();
+        let classes: Vec<u32> = h.classes.iter().map(|c| table.classes.intern(c)).collect();
+        let class = |c: u32| {
+            if c == POOLED {
+                ALL_CLASSES
+            } else {
+                classes[c as usize]
+            }
+        };
+        for (&(role, c), &n) in &self.per_row {
+            table.reserve(role, class(c), n);
+        }
+        let key = |a: &SnapArm| ArmKey {
+            model: models[a.model as usize],
+            role: a.role,
+            class: class(a.class),
+        };
+        let mut add = |a: &SnapArm| {
             let mut sums = a.sums;
             if f != 1.0 {
                 sums.scale(f);
             }
-            let key = ArmKey {
-                model,
-                role: a.role,
-                class,
-            };
-            table.with_arm(key, |arm| arm.sums.merge(&sums));
+            table.with_arm(key(a), |arm| arm.sums.merge(&sums));
+        };
+        match &self.arms {
+            Arms::Converted(arms) => arms.iter().for_each(add),
+            Arms::Stream(body) => {
+                // Checked by `decode`: the second read cannot fail.
+                let read = read_v5(body, &mut |_, a, _| {
+                    add(a);
+                    Ok(())
+                });
+                debug_assert!(read.is_ok());
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `table` as a v2-v4 body would have held it, every latency in histogram bucket 5.
+    fn legacy(table: &ArmTable, version: u32) -> Vec<u8> {
+        let arms = table
+            .iter()
+            .map(|(k, a)| {
+                let s = a.sums;
+                let mut hist = [0.0; 32];
+                hist[5] = s.latency.w;
+                SnapArmV4 {
+                    model: table.models.name(k.model).to_owned(),
+                    role: k.role,
+                    class: (k.class != ALL_CLASSES).then(|| table.classes.name(k.class).to_owned()),
+                    sums: SumsV4 {
+                        successes: s.successes,
+                        failures: s.failures,
+                        ratio_in: s.ratio_in,
+                        ratio_out: s.ratio_out,
+                        cost_ratio: s.cost_ratio,
+                        tokens_w: s.tokens_w,
+                        input_plain: s.input_plain,
+                        cached_plain: s.cached_plain,
+                        output_plain: s.output_plain,
+                        cost_w: s.cost_w,
+                        cost_plain: s.cost_plain,
+                        latency: LatencyHistV4 {
+                            w: s.latency.w,
+                            wx: s.latency.wx,
+                            hist,
+                        },
+                    },
+                }
+            })
+            .collect();
+        let body = BodyV4 {
+            half_life_s: 3600.0,
+            t0: table.t0,
+            last_now: 10.0,
+            arms,
+        };
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&bincode::serialize(&body).unwrap());
+        out
+    }
+
+    /// One arm of model "m", class "c" per role; the pooled level of the first role too.
+    fn table_with(roles: &[u8]) -> ArmTable {
+        let mut t = ArmTable::default();
+        t.t0 = Some(0.0);
+        let (model, class) = (t.models.intern("m"), t.classes.intern("c"));
+        for (i, &role) in roles.iter().enumerate() {
+            for class in [class, ALL_CLASSES]
+                .into_iter()
+                .take(if i == 0 { 2 } else { 1 })
+            {
+                t.with_arm(ArmKey { model, role, class }, |a| {
+                    a.sums.successes = 2.0 + i as f64;
+                    a.sums.failures = 1.0;
+                    a.sums.ratio_in.add_ratio(1.0, 2.0, 1.0);
+                    a.sums.cost_w = 1.0;
+                    a.sums.cost_plain = 0.25;
+                    a.sums.latency.add(1.0, 80.0);
+                });
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn older_versions_restore_what_they_could_hold_and_refuse_what_they_could_not() {
+        let cases: [(u32, &[u8], u8); 3] = [
+            (2, &[2, 1], 2 | RETRY),
+            (3, &[2 | RETRY, 2], 2 | RETRY | EFFORT_HIGH),
+            (4, &[2 | RETRY | EFFORT_LOW, 1], 7),
+        ];
+        for (version, fits, too_new) in cases {
+            let t = table_with(fits);
+            let mut back = ArmTable::default();
+            decode(&legacy(&t, version))
+                .unwrap()
+                .merge_into(&mut back, 0.0);
+            assert_eq!(back.iter().count(), fits.len() + 1, "v{version}");
+            for (k, a) in t.iter() {
+                let key = ArmKey {
+                    model: back.models.get("m").unwrap(),
+                    class: back
+                        .classes
+                        .get("c")
+                        .filter(|_| k.class != ALL_CLASSES)
+                        .unwrap_or(ALL_CLASSES),
+                    ..k
+                };
+                let got = back.get(key).unwrap().sums;
+                let want = Sums {
+                    latency: got.latency,
+                    ..a.sums
+                };
+                assert_eq!(got, want, "v{version} {k:?}");
+                assert_eq!((got.latency.w, got.latency.wx), (1.0, 80.0));
+                let p90 = got.latency.p90().unwrap();
+                assert!(
+                    (p90 / (10.0 * 1.5f64.powf(5.5)) - 1.0).abs() < 1e-9,
+                    "{p90}"
+                );
+            }
+            let e = decode(&legacy(&table_with(&[too_new]), version))
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("arms[") && e.contains("role"), "v{version}: {e}");
+        }
+    }
+
+    #[test]
+    fn version_5_names_each_model_and_class_once_and_is_canonical() {
+        let mut t = table_with(&[2, 1]);
+        let other = t.models.intern("a-model-with-a-long-name");
+        for c in 0..50 {
+            let class = t.classes.intern(&format!("class-number-{c}"));
+            t.with_arm(
+                ArmKey {
+                    model: other,
+                    role: 2,
+                    class,
+                },
+                |a| a.sums.successes = 1.0,
+            );
+        }
+        let bytes = encode(&t, 3600.0, 10.0).unwrap();
+        let long = b"a-model-with-a-long-name";
+        assert_eq!(bytes.windows(long.len()).filter(|w| w == long).count(), 1);
+        // Rebuilt in another order, with other interned ids: the same bytes.
+        let mut u = ArmTable::default();
+        u.classes.intern("class-number-7");
+        u.models.intern("zzz-unused");
+        decode(&bytes).unwrap().merge_into(&mut u, 0.0);
+        assert_eq!(encode(&u, 3600.0, 10.0).unwrap(), bytes);
+    }
+
+    #[test]
+    fn one_bad_arm_or_a_cut_body_refuses_the_whole_v5_snapshot() {
+        let mut t = table_with(&[2, 1]);
+        let (m, c) = (t.models.get("m").unwrap(), t.classes.get("c").unwrap());
+        t.with_arm(
+            ArmKey {
+                model: m,
+                role: 7,
+                class: c,
+            },
+            |a| a.sums.successes = 1.0,
+        );
+        let bytes = encode(&t, 3600.0, 10.0).unwrap();
+        let e = decode(&bytes).err().unwrap().to_string();
+        assert!(
+            e.starts_with("snapshot.arms[") && e.ends_with("got 7"),
+            "{e}"
+        );
+        let good = encode(&table_with(&[2, 1]), 3600.0, 10.0).unwrap();
+        let e = decode(&good[..good.len() - 5]).err().unwrap().to_string();
+        assert!(e.starts_with("snapshot: corrupt body"), "{e}");
+        assert!(decode(&good).is_ok());
     }
 }

@@ -54,72 +54,87 @@ impl LogNormalSums {
     }
 }
 
-/// Fixed log-spaced latency buckets: bucket i holds [10 ms·1.5^i, 10 ms·1.5^(i+1)); the first and
-/// last buckets also catch everything below and above. Fixed edges make merging exact addition.
-pub const LATENCY_BUCKETS: usize = 32;
-const BUCKET_BASE_MS: f64 = 10.0;
-const BUCKET_RATIO: f64 = 1.5;
+/// z of the normal distribution's 90th percentile.
+const Z_P90: f64 = 1.281_551_565_545;
 
-/// Latency: weighted mean plus a histogram sketch for quantiles.
+/// Latency: weighted mean, plus log-normal sufficient statistics (Σw·ln ms, Σw·ln² ms) for the
+/// leaderboard's p90. Four plain sums (32 bytes), so merging stays exact addition; the 32-bucket
+/// histogram of snapshot versions ≤ 4 cost 256 bytes per arm for a figure no decision reads
+/// (`snapshot.rs` converts it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySums {
     pub w: f64,
     pub wx: f64,
-    pub hist: [f64; LATENCY_BUCKETS],
+    pub wl: f64,
+    pub wl2: f64,
 }
+
+/// Latencies below this are recorded as this (ln of 0 is undefined; no model answers in 1 µs).
+const LATENCY_FLOOR_MS: f64 = 1e-3;
 
 impl LatencySums {
     pub fn add(&mut self, w: f64, ms: f64) {
+        let l = ms.max(LATENCY_FLOOR_MS).ln();
         self.w += w;
         self.wx += w * ms;
-        self.hist[bucket(ms)] += w;
+        self.wl += w * l;
+        self.wl2 += w * l * l;
     }
 
     pub fn mean(&self) -> Option<f64> {
         (self.w > 1e-12).then(|| self.wx / self.w)
     }
 
-    /// Quantile q in [0, 1], interpolated geometrically inside the bucket.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total: f64 = self.hist.iter().sum();
-        if total <= 1e-12 {
+    /// 90th percentile of the log-normal fitted to the observations: exp(μ + z₀.₉·σ).
+    pub fn p90(&self) -> Option<f64> {
+        if self.w <= 1e-12 {
             return None;
         }
-        let target = q.clamp(0.0, 1.0) * total;
-        let mut acc = 0.0;
-        for (i, &h) in self.hist.iter().enumerate() {
-            if h > 0.0 && acc + h >= target {
-                let frac = ((target - acc) / h).clamp(0.0, 1.0);
-                let lo = BUCKET_BASE_MS * BUCKET_RATIO.powi(i as i32);
-                return Some(lo * BUCKET_RATIO.powf(frac));
-            }
-            acc += h;
-        }
-        Some(BUCKET_BASE_MS * BUCKET_RATIO.powi(LATENCY_BUCKETS as i32))
+        let mu = self.wl / self.w;
+        let sigma = (self.wl2 / self.w - mu * mu).max(0.0).sqrt();
+        Some((mu + Z_P90 * sigma).exp())
     }
 
     fn scale(&mut self, f: f64) {
         self.w *= f;
         self.wx *= f;
-        self.hist.iter_mut().for_each(|h| *h *= f);
+        self.wl *= f;
+        self.wl2 *= f;
     }
 
     fn merge(&mut self, o: &Self) {
         self.w += o.w;
         self.wx += o.wx;
-        self.hist
-            .iter_mut()
-            .zip(o.hist.iter())
-            .for_each(|(a, b)| *a += b);
+        self.wl += o.wl;
+        self.wl2 += o.wl2;
     }
 }
 
-fn bucket(ms: f64) -> usize {
-    if ms <= BUCKET_BASE_MS {
-        return 0;
+/// Latency as snapshot versions 1-4 stored it: mean plus a 32-bucket histogram, bucket i holding
+/// [10 ms·1.5^i, 10 ms·1.5^(i+1)) (the first and last also everything below and above).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyHistV4 {
+    pub w: f64,
+    pub wx: f64,
+    pub hist: [f64; 32],
+}
+
+impl From<LatencyHistV4> for LatencySums {
+    /// Each bucket's weight counts at the bucket's geometric midpoint.
+    fn from(v: LatencyHistV4) -> Self {
+        let (mut wl, mut wl2) = (0.0, 0.0);
+        for (i, &h) in v.hist.iter().enumerate() {
+            let l = 10f64.ln() + (i as f64 + 0.5) * 1.5f64.ln();
+            wl += h * l;
+            wl2 += h * l * l;
+        }
+        Self {
+            w: v.w,
+            wx: v.wx,
+            wl,
+            wl2,
+        }
     }
-    let i = (ms / BUCKET_BASE_MS).ln() / BUCKET_RATIO.ln();
-    (i as usize).min(LATENCY_BUCKETS - 1)
 }
 
 /// All learned sums of one arm, weighted by exp(λ·(t − t0)).
@@ -208,11 +223,10 @@ impl Sums {
             self.cost_plain,
             self.latency.w,
             self.latency.wx,
+            self.latency.wl2,
         ];
-        non_negative
-            .iter()
-            .chain(self.latency.hist.iter())
-            .all(|v| v.is_finite() && *v >= -1e-9)
+        non_negative.iter().all(|v| v.is_finite() && *v >= -1e-9)
+            && self.latency.wl.is_finite()
             && [self.ratio_in, self.ratio_out, self.cost_ratio]
                 .iter()
                 .all(|r| r.fields().iter().all(|v| v.is_finite()))
@@ -231,14 +245,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn latency_quantiles_follow_the_data() {
+    fn latency_p90_is_the_log_normal_fit() {
         let mut l = LatencySums::default();
         for ms in [100.0, 200.0, 400.0, 800.0, 1600.0] {
             l.add(1.0, ms);
         }
         assert!((l.mean().unwrap() - 620.0).abs() < 1e-9);
-        let p50 = l.quantile(0.5).unwrap();
-        assert!((200.0..800.0).contains(&p50), "{p50}");
+        // ln ms is uniform over ln 100 + {0..4}·ln 2: μ = ln 400, σ = √2·ln 2.
+        let want = (400f64.ln() + Z_P90 * 2f64.sqrt() * 2f64.ln()).exp();
+        assert!(
+            (l.p90().unwrap() / want - 1.0).abs() < 1e-9,
+            "{:?}",
+            l.p90()
+        );
+        assert_eq!(LatencySums::default().p90(), None);
+        let mut one = LatencySums::default();
+        one.add(0.5, 1234.0);
+        assert!((one.p90().unwrap() / 1234.0 - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn version_4_histograms_become_log_moments_at_bucket_midpoints() {
+        let mut hist = [0.0; 32];
+        hist[4] = 3.0; // [50.6, 75.9) ms
+        let l = LatencySums::from(LatencyHistV4 {
+            w: 3.0,
+            wx: 180.0,
+            hist,
+        });
+        let mid = 10.0 * 1.5f64.powf(4.5);
+        assert!((l.p90().unwrap() / mid - 1.0).abs() < 1e-6);
+        assert_eq!(l.mean(), Some(60.0));
     }
 
     #[test]

@@ -158,44 +158,50 @@ fn merging_replicas_equals_one_core_seeing_everything() {
     assert!(same_estimates(&a, &all, 6000.0));
 }
 
-type Event = (usize, u8, usize, f64, u64, f64);
-
-/// A snapshot of `fits` relabelled as `version` restores to the same estimates; one of
-/// `too_new` (arms that version cannot hold) is refused, naming the role.
-fn older_version_restores_only_what_it_holds(version: u32, fits: &[Event], too_new: &[Event]) {
-    let as_version = |core: &Core| {
-        let mut bytes = core.snapshot().unwrap();
-        bytes[8..12].copy_from_slice(&version.to_le_bytes());
-        bytes
+/// A version 4 snapshot written by the previous release (the `common` catalog, five reports:
+/// a retry with an effort, an ERROR, two classes) restores: counts, costs and mean latencies
+/// exactly, each p90 from its histogram buckets' midpoints, and it re-encodes as version 5.
+#[test]
+fn version_4_snapshots_restore() {
+    let c = common::core();
+    c.restore(include_bytes!("fixtures/snapshot_v4.bin"))
+        .unwrap();
+    let arms = c.arms();
+    let row = |m: &str, class: &str| {
+        arms.iter()
+            .find(|a| a.model == m && a.task_class == class)
+            .unwrap_or_else(|| panic!("{m}/{class} missing: {arms:?}"))
     };
-    let a = core_with(fits);
-    let b = core_with(&[]);
-    b.restore(&as_version(&a)).unwrap();
-    assert!(same_estimates(&a, &b, 600.0));
-    let e = b
-        .restore(&as_version(&core_with(too_new)))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("role"), "{e}");
-}
-
-#[test]
-fn version_2_snapshots_still_restore_and_cannot_hold_retry_arms() {
-    // First tries only: a body without retry arms is exactly a v2 body; out = 11 is a retry.
-    older_version_restores_only_what_it_holds(
-        2,
-        &[(0, 1, 0, 100.0, 10, 10.0), (1, 2, 1, 500.0, 20, 10.0)],
-        &[(0, 2, 0, 100.0, 11, 10.0)],
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * b.abs().max(1.0);
+    // What the previous release's leaderboard said of the same state.
+    let edit = row("cheap", "edit");
+    assert!(
+        close(edit.n, 1.998_653) && close(edit.mean_cost_usd, 0.02),
+        "{edit:?}"
     );
-}
-
-#[test]
-fn version_3_snapshots_still_restore_and_cannot_hold_effort_arms() {
-    // Retries without a known effort: a body of them is exactly a v3 body; out = 9 is a retry
-    // with a known effort, so effort-bucketed retry arms.
-    older_version_restores_only_what_it_holds(
-        3,
-        &[(0, 2, 0, 100.0, 11, 10.0), (1, 1, 1, 500.0, 20, 10.0)],
-        &[(0, 2, 0, 100.0, 9, 10.0)],
+    assert!(close(edit.mean_latency_ms, 7_560.716_3), "{edit:?}");
+    let strong = row("strong", "docs");
+    assert!(close(strong.mean_cost_usd, 0.0366) && close(strong.mean_latency_ms, 3_000.0));
+    // One latency each: the p90 is its bucket's midpoint, 10 ms · 1.5^(i + 0.5).
+    let mid = |ms: f64| 10.0 * 1.5f64.powf(((ms / 10.0).ln() / 1.5f64.ln()).floor() + 0.5);
+    assert!(close(strong.p90_latency_ms, mid(3_000.0)), "{strong:?}");
+    assert!(close(row("mid", "edit").p90_latency_ms, mid(900.0)));
+    // Two latencies, 120 ms (the success) and 15,000 ms (the failure): the log-normal through
+    // their midpoints, weighted as the two reports were.
+    let (w1, w2, l1, l2) = (
+        edit.successes,
+        edit.failures,
+        mid(120.0).ln(),
+        mid(15_000.0).ln(),
     );
+    let mu = (w1 * l1 + w2 * l2) / (w1 + w2);
+    let var = (w1 * l1 * l1 + w2 * l2 * l2) / (w1 + w2) - mu * mu;
+    let p90 = (mu + 1.281_551_565_545 * var.sqrt()).exp();
+    assert!(close(edit.p90_latency_ms, p90), "{edit:?} {p90}");
+    let v5 = c.snapshot().unwrap();
+    assert_eq!(&v5[8..12], &5u32.to_le_bytes());
+    let again = common::core();
+    again.restore(&v5).unwrap();
+    assert_eq!(again.snapshot().unwrap(), v5);
+    assert_eq!(again.arms().len(), arms.len());
 }
