@@ -95,6 +95,13 @@ async def test_state_round_trip(store: Store):
     await store.save_state("core", b"v2", T0 + 1)
     assert await store.load_state("core") == b"v2"
     assert await store.load_state("other") is None
+    # Longer and shorter than what it replaces, and empty.
+    big = blob * 40
+    await store.save_state("other", big, T0 + 2)
+    assert await store.load_state("other") == big
+    assert await store.load_state("core") == b"v2"
+    await store.save_state("other", b"", T0 + 3)
+    assert await store.load_state("other") == b""
 
 
 async def test_reopen_keeps_everything(make_store: StoreFactory):

@@ -274,10 +274,17 @@ def ledger(conn: sqlite3.Connection, tenant: str | None, since: float) -> list[L
 
 
 def save_state(conn: sqlite3.Connection, name: str, blob: bytes, now: float) -> None:
+    """Writes the blob through SQLite's incremental blob I/O. Bound as a parameter, it stayed in
+    the cached statement after the write: a core of a million arms (a 170 MB snapshot) kept the
+    connection ~170 MB larger for its whole life (bench/load/memory_bench.py --restore-server)."""
     with transaction(conn):
-        conn.execute("INSERT INTO state VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+        conn.execute("INSERT INTO state VALUES (?, zeroblob(?), ?) ON CONFLICT (name) DO UPDATE"
                      " SET blob = excluded.blob, updated_at = excluded.updated_at",
-                     (name, blob, now))
+                     (name, len(blob), now))
+        (rowid,) = conn.execute("SELECT rowid FROM state WHERE name = ?", (name,)).fetchone()
+        if blob:
+            with conn.blobopen("state", "blob", rowid) as out:
+                out.write(blob)
 
 
 def load_state(conn: sqlite3.Connection, name: str) -> bytes | None:

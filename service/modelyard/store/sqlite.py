@@ -119,6 +119,9 @@ class SqliteStore:
                     break
                 batch.append(nxt)
             self._deliver(batch, self._execute(batch))
+            # Not kept while waiting for the next call: a saved state's blob is 170 MB at a
+            # million arms.
+            del first, batch
 
     def _one(self, c: _Call) -> tuple[bool, Any]:
         if self._conn is None and c.kind != LIFECYCLE:
