@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from modelyard.core import RoutingCore
+from modelyard.core import CoreError, RoutingCore
 from modelyard.store import StoreError
 
 log = logging.getLogger("modelyard.learning")
@@ -77,7 +77,10 @@ class SyncedCore(RoutingCore):
         self._others = list(others)
         super().restore(self.local.snapshot())
         for blob in self._others:
-            super().merge(blob)
+            try:
+                super().merge(blob)
+            except CoreError as exc:  # e.g. a newer release's snapshot version, mid rolling upgrade
+                log.warning("skipping another replica's learning this build cannot read: %s", exc)
 
 
 def replica_id(env_name: str) -> str:
