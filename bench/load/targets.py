@@ -163,8 +163,9 @@ def key_hash(name: str) -> str:
     return hashlib.sha256(key_for(name).encode()).hexdigest()
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS (or another /proc status field, e.g. VmHWM for the peak) in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
