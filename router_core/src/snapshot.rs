@@ -183,8 +183,56 @@ fn ranks<'a>(used: impl Iterator<Item = (u32, &'a str)>) -> (Vec<&'a str>, HashM
     (names.into_iter().map(|(_, n)| n).collect(), rank)
 }
 
+/// Bytes of one encoded arm: model and class indices, role, the sums (bincode fixint).
+const ARM_BYTES: usize = 4 + 1 + 4 + std::mem::size_of::<[f64; 21]>();
+
 /// Encodes the table; equal states give equal bytes.
 pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u8>> {
+    let mut out = vec![0; encoded_len(table)];
+    encode_into(table, half_life_s, last_now, &mut out)?;
+    Ok(out)
+}
+
+/// The length `encode` gives the table, computed without encoding it.
+pub fn encoded_len(table: &ArmTable) -> usize {
+    let (mut models, mut classes, mut arms) = (Vec::new(), Vec::new(), 0);
+    for (k, _) in table.iter() {
+        models.push(k.model);
+        if k.class != ALL_CLASSES {
+            classes.push(k.class);
+        }
+        arms += 1;
+    }
+    let names = |ids: &mut Vec<u32>, names: &crate::intern::Interner| {
+        ids.sort_unstable();
+        ids.dedup();
+        8 + ids.iter().map(|&i| 8 + names.name(i).len()).sum::<usize>()
+    };
+    let t0 = if table.t0.is_some() { 9 } else { 1 };
+    12 + 8
+        + t0
+        + 8
+        + names(&mut models, &table.models)
+        + names(&mut classes, &table.classes)
+        + 8
+        + arms * ARM_BYTES
+}
+
+/// Encodes the table into `out`, which must be exactly `encoded_len(table)` long (an error
+/// naming the lengths otherwise: the table changed in between).
+pub fn encode_into(
+    table: &ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    out: &mut [u8],
+) -> Result<()> {
+    let want = encoded_len(table);
+    if out.len() != want {
+        return Err(CoreError::field(
+            "snapshot",
+            format!("buffer of {} bytes for a {want}-byte snapshot", out.len()),
+        ));
+    }
     let keys: Vec<ArmKey> = table.iter().map(|(k, _)| k).collect();
     let mut model_ids: Vec<u32> = keys.iter().map(|k| k.model).collect();
     model_ids.sort_unstable();
@@ -219,18 +267,16 @@ pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u
         classes,
         arms: EncodeArms { table, order },
     };
-    let opts = bincode::DefaultOptions::new()
+    let (head, rest) = out.split_at_mut(12);
+    head[..8].copy_from_slice(MAGIC);
+    head[8..].copy_from_slice(&VERSION.to_le_bytes());
+    let mut rest: &mut [u8] = rest;
+    bincode::DefaultOptions::new()
         .with_fixint_encoding()
-        .allow_trailing_bytes();
-    let size = opts
-        .serialized_size(&body)
+        .serialize_into(&mut rest, &body)
         .map_err(|e| CoreError::field("snapshot", e))?;
-    let mut out = Vec::with_capacity(12 + size as usize);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    opts.serialize_into(&mut out, &body)
-        .map_err(|e| CoreError::field("snapshot", e))?;
-    Ok(out)
+    debug_assert!(rest.is_empty());
+    Ok(())
 }
 
 /// A checked snapshot, ready to merge. A v5 body is checked arm by arm as it is read and read
@@ -671,6 +717,12 @@ mod tests {
             );
         }
         let bytes = encode(&t, 3600.0, 10.0).unwrap();
+        assert_eq!(bytes.len(), encoded_len(&t));
+        let mut short = vec![0; bytes.len() - 1];
+        let e = encode_into(&t, 3600.0, 10.0, &mut short)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("buffer of"), "{e}");
         let long = b"a-model-with-a-long-name";
         assert_eq!(bytes.windows(long.len()).filter(|w| w == long).count(), 1);
         // Rebuilt in another order, with other interned ids: the same bytes.
