@@ -458,6 +458,22 @@ impl Core {
         snapshot::encode(&st.table, st.catalog.policy.half_life_s, st.last_now)
     }
 
+    /// The length `snapshot()` would have now.
+    pub fn snapshot_len(&self) -> usize {
+        snapshot::encoded_len(&self.state.read().table)
+    }
+
+    /// Writes the snapshot into `out` when it is exactly `snapshot_len()` long; `Ok(false)`, with
+    /// `out` untouched, when the state gained arms or names since that length was taken.
+    pub fn snapshot_into(&self, out: &mut [u8]) -> Result<bool> {
+        let st = self.state.read();
+        if snapshot::encoded_len(&st.table) != out.len() {
+            return Ok(false);
+        }
+        snapshot::encode_into(&st.table, st.catalog.policy.half_life_s, st.last_now, out)?;
+        Ok(true)
+    }
+
     /// Replaces the learned sums (drift windows reset; breakers untouched: they are per process).
     pub fn restore(&self, data: &[u8]) -> Result<()> {
         let snap = snapshot::decode(data)?;

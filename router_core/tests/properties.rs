@@ -111,6 +111,11 @@ proptest! {
     fn snapshot_round_trips(events in prop::collection::vec(outcome(), 0..40)) {
         let a = core_with(&events);
         let bytes = a.snapshot().unwrap();
+        // What the Python binding encodes into: a buffer of the computed length.
+        let mut into = vec![0; a.snapshot_len()];
+        prop_assert!(a.snapshot_into(&mut into).unwrap());
+        prop_assert_eq!(&bytes, &into);
+        prop_assert!(!a.snapshot_into(&mut vec![0; bytes.len() + 1]).unwrap());
         let b = core_with(&[]);
         b.restore(&bytes).unwrap();
         prop_assert_eq!(&bytes, &b.snapshot().unwrap());

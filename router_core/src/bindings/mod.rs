@@ -178,7 +178,24 @@ impl PyCore {
             .collect()
     }
 
+    /// Encoded straight into the bytes object, without the GIL (nothing else can see the object
+    /// before it is returned): a snapshot of a million arms is 170 MB, and a copy from a Rust
+    /// buffer would hold it twice. The length is taken first; if the state gained arms before
+    /// the encoding took its lock, it is taken again.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        for _ in 0..3 {
+            let len = py.allow_threads(|| self.inner.snapshot_len());
+            let mut written = false;
+            let bytes = PyBytes::new_with(py, len, |buf| {
+                written = py
+                    .allow_threads(|| self.inner.snapshot_into(buf))
+                    .map_err(err)?;
+                Ok(())
+            })?;
+            if written {
+                return Ok(bytes);
+            }
+        }
         let bytes = py.allow_threads(|| self.inner.snapshot()).map_err(err)?;
         Ok(PyBytes::new(py, &bytes))
     }
