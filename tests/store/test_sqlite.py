@@ -77,7 +77,29 @@ def test_schema_version_is_recorded(tmp_path: Path):
 
     asyncio.run(make())
     with sqlite3.connect(tmp_path / "v.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+async def test_a_schema_1_database_is_upgraded_and_its_saved_state_still_loads(tmp_path: Path):
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:  # what a schema-1 build left: the state whole in `state.blob`
+        conn.executescript("CREATE TABLE state (name TEXT PRIMARY KEY, blob BLOB NOT NULL, updated_at REAL NOT NULL);"
+                           "PRAGMA user_version = 1;")
+        conn.execute("INSERT INTO state VALUES ('core', ?, 1.0)", (b"learned by version 1",))
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.load_state("core") == b"learned by version 1"
+        big = bytes(range(256)) * 9000  # 2.2 chunks
+        await store.save_state("core", big, 2.0)
+        assert await store.load_state("core") == big
+        await store.save_state("core", b"short", 3.0)
+        assert await store.load_state("core") == b"short"
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM state_chunks").fetchone()[0] == 1
 
 
 async def test_memory_database_works_until_closed():

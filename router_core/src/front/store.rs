@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 /// Schema version this build reads and writes (`_sqlite_schema.py` SCHEMA_VERSION).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub const WINDOWS: [i64; 3] = [1, 2, 3];
 pub const WINDOW_NAMES: [&str; 3] = ["hour", "day", "month"];

@@ -273,20 +273,34 @@ def ledger(conn: sqlite3.Connection, tenant: str | None, since: float) -> list[L
     return [to_ledger_entry(r) for r in rows]
 
 
+#: A saved state is written in chunks of this size (see `save_state`).
+STATE_CHUNK_BYTES = 1 << 20
+
+
 def save_state(conn: sqlite3.Connection, name: str, blob: bytes, now: float) -> None:
-    """Writes the blob through SQLite's incremental blob I/O. Bound as a parameter, it stayed in
-    the cached statement after the write: a core of a million arms (a 170 MB snapshot) kept the
-    connection ~170 MB larger for its whole life (bench/load/memory_bench.py --restore-server)."""
+    """The blob goes into `state_chunks` 1 MiB at a time, each chunk bound as a parameter; the
+    `state` row keeps the name and time (its own blob column, version 1's, stays empty).
+
+    A core of a million arms saves a 170 MB snapshot. Bound whole, the blob stayed in the cached
+    INSERT statement for the connection's life; written through incremental blob I/O over the
+    pages freed by the state it replaced, SQLite held twice its size while writing (measured:
+    +340 MB peak per save; bench/load/memory_bench.py --restore-server). In chunks the store holds
+    about one chunk."""
+    view = memoryview(blob)
+    chunks = ((name, seq, view[at:at + STATE_CHUNK_BYTES])
+              for seq, at in enumerate(range(0, len(view), STATE_CHUNK_BYTES)))
     with transaction(conn):
-        conn.execute("INSERT INTO state VALUES (?, zeroblob(?), ?) ON CONFLICT (name) DO UPDATE"
-                     " SET blob = excluded.blob, updated_at = excluded.updated_at",
-                     (name, len(blob), now))
-        (rowid,) = conn.execute("SELECT rowid FROM state WHERE name = ?", (name,)).fetchone()
-        if blob:
-            with conn.blobopen("state", "blob", rowid) as out:
-                out.write(blob)
+        conn.execute("DELETE FROM state_chunks WHERE name = ?", (name,))
+        conn.executemany("INSERT INTO state_chunks VALUES (?, ?, ?)", chunks)
+        conn.execute("INSERT INTO state VALUES (?, x'', ?) ON CONFLICT (name) DO UPDATE"
+                     " SET blob = x'', updated_at = excluded.updated_at", (name, now))
 
 
 def load_state(conn: sqlite3.Connection, name: str) -> bytes | None:
     row = conn.execute("SELECT blob FROM state WHERE name = ?", (name,)).fetchone()
-    return bytes(row[0]) if row else None
+    if row is None:
+        return None
+    if row[0]:  # saved by a schema-1 build, before state_chunks
+        return bytes(row[0])
+    return b"".join(r[0] for r in conn.execute(
+        "SELECT chunk FROM state_chunks WHERE name = ? ORDER BY seq", (name,)))

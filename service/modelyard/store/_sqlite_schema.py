@@ -13,7 +13,8 @@ from pathlib import Path
 
 from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry
 
-SCHEMA_VERSION = 1
+# 2: state blobs in `state_chunks` (version 1's `state.blob` is still read).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -89,6 +90,12 @@ CREATE TABLE IF NOT EXISTS state (
     name TEXT PRIMARY KEY,
     blob BLOB NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state_chunks (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    chunk BLOB NOT NULL,
+    PRIMARY KEY (name, seq)
 );
 """
 
