@@ -1,5 +1,5 @@
-//! Criterion benches: one decision among 64 candidates with 1,000 warm task classes, and one
-//! outcome update.
+//! Criterion benches: one decision among 64 candidates with 1,000 warm task classes, one
+//! outcome update, and a snapshot of those 64,000 arms encoded and restored.
 
 use _core::{Core, Report, Request, Role, Status};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -81,6 +81,22 @@ fn benches(c: &mut Criterion) {
             black_box(core.route(black_box(&req)))
         });
     });
+    // The learning sync (Redis) snapshots and restores every second; a replica saves every 30 s.
+    let mut snap = c.benchmark_group("snapshot_64k_arms");
+    snap.sample_size(20);
+    snap.bench_function("encode", |b| {
+        b.iter(|| black_box(core.snapshot().unwrap_or_else(|e| panic!("{e}"))));
+    });
+    let bytes = core.snapshot().unwrap_or_else(|e| panic!("{e}"));
+    let other = Core::new(&catalog()).unwrap_or_else(|e| panic!("{e}"));
+    snap.bench_function("restore", |b| {
+        b.iter(|| {
+            other
+                .restore(black_box(&bytes))
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
+    });
+    snap.finish();
     let mut i = 0usize;
     let reports: Vec<Report> = (0..4096).map(|k| report(k * 7, 2_000.0)).collect();
     c.bench_function("report_update", |b| {

@@ -304,6 +304,11 @@ impl Row {
         self.hot.len()
     }
 
+    /// Model key and arm of every arm in the row, in creation order.
+    pub fn arms(&self) -> impl Iterator<Item = (u32, Arm)> + '_ {
+        (0..self.len()).map(|i| (self.cold[i].model, self.arm(i)))
+    }
+
     /// Room for `n` more arms, exactly.
     fn reserve(&mut self, n: usize) {
         self.hot.reserve_exact(n);
@@ -370,6 +375,13 @@ impl ArmTable {
                 row.update(i, &mut f);
             }
         }
+    }
+
+    /// Every row with its (role, class), in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = (u8, u32, &Row)> + '_ {
+        self.rows
+            .iter()
+            .map(|(&(role, class), row)| (role, class, row))
     }
 
     /// Every arm with its key, in no particular order.

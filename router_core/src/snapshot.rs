@@ -28,7 +28,7 @@ use bincode::Options as _;
 use serde::ser::{SerializeSeq as _, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::arm::{ArmKey, ArmTable, ALL_CLASSES, EFFORT_HIGH, EFFORT_LOW, RETRY};
+use crate::arm::{ArmKey, ArmTable, Row, ALL_CLASSES, EFFORT_HIGH, EFFORT_LOW, RETRY};
 use crate::error::{CoreError, Result};
 use crate::stats::{LatencyHistV4, LogNormalSums, Sums};
 
@@ -134,7 +134,7 @@ impl From<SumsV1> for Sums {
 }
 
 /// What `encode` writes, the v5 body: half_life_s, t0, last_now, the sorted model and class
-/// names, then the arms sorted by (model name, role, class name), pooled levels first, so equal
+/// names, then the arms sorted by (role, class name, model name), pooled levels first, so equal
 /// states give equal bytes. Names are borrowed and each arm is read from the table as it is
 /// written.
 #[derive(Serialize)]
@@ -148,38 +148,52 @@ struct EncodeBody<'a> {
 }
 
 struct EncodeArms<'a> {
-    table: &'a ArmTable,
-    /// (model rank, role, class rank or POOLED, key), sorted.
-    order: Vec<(u32, u8, u32, ArmKey)>,
+    /// (role, class rank or POOLED, row), sorted.
+    rows: Vec<(u8, u32, &'a Row)>,
+    model_rank: Vec<u32>,
+    count: usize,
 }
 
 impl Serialize for EncodeArms<'_> {
+    /// Row by row, so the table is read in the order it is laid out.
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.order.len()))?;
-        for &(model, role, class, key) in &self.order {
-            let Some(arm) = self.table.get(key) else {
-                continue;
-            };
-            seq.serialize_element(&SnapArm {
-                model,
-                role,
-                class,
-                sums: arm.sums,
-            })?;
+        let mut seq = s.serialize_seq(Some(self.count))?;
+        let mut arms = Vec::new();
+        for &(role, class, row) in &self.rows {
+            arms.clear();
+            arms.extend(
+                row.arms()
+                    .map(|(m, arm)| (self.model_rank[m as usize], arm.sums)),
+            );
+            arms.sort_unstable_by_key(|&(model, _)| model);
+            for &(model, sums) in &arms {
+                seq.serialize_element(&SnapArm {
+                    model,
+                    role,
+                    class,
+                    sums,
+                })?;
+            }
         }
         seq.end()
     }
 }
 
-/// Sorted names and each id's rank among them.
-fn ranks<'a>(used: impl Iterator<Item = (u32, &'a str)>) -> (Vec<&'a str>, HashMap<u32, u32>) {
+/// Sorted names and each id's rank among them (indexed by id; ids are dense interner ids).
+fn ranks<'a>(used: impl Iterator<Item = (u32, &'a str)>) -> (Vec<&'a str>, Vec<u32>) {
     let mut names: Vec<(u32, &str)> = used.collect();
     names.sort_unstable_by(|a, b| a.1.cmp(b.1));
-    let rank = names
-        .iter()
-        .enumerate()
-        .map(|(i, &(id, _))| (id, i as u32))
-        .collect();
+    let mut rank = vec![
+        u32::MAX;
+        names
+            .iter()
+            .map(|&(id, _)| id as usize + 1)
+            .max()
+            .unwrap_or(0)
+    ];
+    for (i, &(id, _)) in names.iter().enumerate() {
+        rank[id as usize] = i as u32;
+    }
     (names.into_iter().map(|(_, n)| n).collect(), rank)
 }
 
@@ -233,39 +247,45 @@ pub fn encode_into(
             format!("buffer of {} bytes for a {want}-byte snapshot", out.len()),
         ));
     }
-    let keys: Vec<ArmKey> = table.iter().map(|(k, _)| k).collect();
-    let mut model_ids: Vec<u32> = keys.iter().map(|k| k.model).collect();
+    let (mut model_ids, mut class_ids, mut count) = (Vec::new(), Vec::new(), 0);
+    for (_, class, row) in table.rows() {
+        model_ids.extend(row.arms().map(|(m, _)| m));
+        if class != ALL_CLASSES {
+            class_ids.push(class);
+        }
+        count += row.arms().count();
+    }
     model_ids.sort_unstable();
     model_ids.dedup();
-    let mut class_ids: Vec<u32> = keys
-        .iter()
-        .map(|k| k.class)
-        .filter(|&c| c != ALL_CLASSES)
-        .collect();
     class_ids.sort_unstable();
     class_ids.dedup();
     let (models, model_rank) = ranks(model_ids.iter().map(|&m| (m, table.models.name(m))));
     let (classes, class_rank) = ranks(class_ids.iter().map(|&c| (c, table.classes.name(c))));
-    let mut order: Vec<(u32, u8, u32, ArmKey)> = keys
-        .into_iter()
-        .map(|k| {
-            let class = if k.class == ALL_CLASSES {
+    let mut rows: Vec<(u8, u32, &Row)> = table
+        .rows()
+        .filter(|(_, _, row)| row.arms().next().is_some())
+        .map(|(role, class, row)| {
+            let class = if class == ALL_CLASSES {
                 POOLED
             } else {
-                class_rank[&k.class]
+                class_rank[class as usize]
             };
-            (model_rank[&k.model], k.role, class, k)
+            (role, class, row)
         })
         .collect();
-    // Pooled levels first within a (model, role), as v4's `None` sorted before any class.
-    order.sort_unstable_by_key(|&(m, r, c, _)| (m, r, c.wrapping_add(1)));
+    // Pooled levels first within a role.
+    rows.sort_unstable_by_key(|&(role, class, _)| (role, class.wrapping_add(1)));
     let body = EncodeBody {
         half_life_s,
         t0: table.t0,
         last_now,
         models,
         classes,
-        arms: EncodeArms { table, order },
+        arms: EncodeArms {
+            rows,
+            model_rank,
+            count,
+        },
     };
     let (head, rest) = out.split_at_mut(12);
     head[..8].copy_from_slice(MAGIC);
