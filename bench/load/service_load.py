@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from bench.load import litellm_ref, targets
+from bench.load import litellm_ref, native_client, targets
 from bench.load.echo_server import ECHO_METHOD
 from bench.load.loadgen import Summary, median_runs, run_load
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
@@ -128,6 +128,8 @@ def check_runs(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     concs = [int(c) for c in args.concurrency.split(",")]
+    if args.native_client:
+        native_client.build()
     result: dict[str, Any] = {"concurrency": concs, "requests_per_run": args.requests, "runs": args.runs,
                               "store": args.store, "telemetry": not args.no_telemetry, "notes": []}
     with tempfile.TemporaryDirectory(prefix="modelyard-load-") as td:
@@ -158,6 +160,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     with targets.modelyard_server(rcfg, rdir, env) as (rport, rpid):
                         result["rust_front"] = asyncio.run(
                             measure_modelyard(rport, concs, args.requests, args.runs, args.limit))
+                        if args.native_client:
+                            result["native"] = {"rust_front": native_client.measure(
+                                rport, native_client.ROUTE_METHOD, concs, args.requests, args.runs, args.limit)}
                         result["rust_front_rss_mb"] = round(targets.rss_mb(rpid), 1)
                 if args.baseline is not None:  # an earlier package, same config, store and sink, right after
                     base = tmp / "baseline"
@@ -169,6 +174,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             measure_modelyard(bport, concs, args.requests, args.runs, args.limit))
         with targets.grpc_helper(tmp, "echo") as (port, _):
             result["echo"] = asyncio.run(measure_echo(port, concs, args.requests, args.runs, args.limit))
+            if args.native_client:
+                result.setdefault("native", {})["echo"] = native_client.measure(
+                    port, ECHO_METHOD, concs, args.requests, args.runs, args.limit)
     if not args.no_litellm:
         result["litellm"] = litellm_ref.measure(concs, args.litellm_requests, args.runs, result["notes"])
     return result
@@ -211,6 +219,12 @@ def table(result: dict[str, Any]) -> str:
         lite = result.get("litellm", {}).get(c)
         if lite:
             rows.append(_row("LiteLLM Router (in-process)", c, lite, echo))
+        native = result.get("native", {})
+        if "rust_front" in native:  # against the echo measured by the same native client
+            nat_echo = native["echo"][c]
+            rows.append(_row(f"modelyard Route ({result['store']}, Rust front), native client", c,
+                             native["rust_front"][c], nat_echo))
+            rows.append(_row("bare grpc.aio echo, native client", c, nat_echo, nat_echo))
     return "\n".join(rows)
 
 
@@ -222,6 +236,9 @@ def main() -> None:
     ap.add_argument("--no-rust-front", dest="rust_front", action="store_false",
                     help="skip the second server with server.front: rust (measured by default)")
     ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM reference")
+    ap.add_argument("--native-client", action="store_true",
+                    help="also drive the Rust-front server and the echo with the native load generator"
+                         " (bench/load/native_client.py; rows ÷ the echo measured the same way)")
     ap.add_argument("--litellm-requests", type=int, default=500)
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a directory holding an earlier `modelyard` package: measure it too, same run")
