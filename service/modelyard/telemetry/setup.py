@@ -19,8 +19,9 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
 from modelyard.config import TelemetryConfig
@@ -70,6 +71,9 @@ class Telemetry:
     record_content: bool
     prometheus_port: int = 0
     _prometheus_server: Any = None
+    #: The provider's span processor and the tracer's scope, for spans built whole (front.py).
+    span_processor: SpanProcessor | None = None
+    scope: InstrumentationScope | None = None
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush and stop; True when everything finished within `timeout_s`."""
@@ -199,13 +203,14 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     resource = _resource(cfg, environ)
     traces = resolve_otlp(cfg, "traces", environ)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    tracer_provider.add_span_processor(BatchSpanProcessor(
+    span_processor = BatchSpanProcessor(
         _span_exporter(traces),
         max_queue_size=_env_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", BSP_QUEUE),
         max_export_batch_size=_env_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BSP_BATCH),
         schedule_delay_millis=_env_int(environ, "OTEL_BSP_SCHEDULE_DELAY", BSP_DELAY_MS),
         export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
-    ))
+    )
+    tracer_provider.add_span_processor(span_processor)
     readers: list[MetricReader] = [PeriodicExportingMetricReader(
         _metric_exporter(resolve_otlp(cfg, "metrics", environ)),
         export_interval_millis=_env_int(environ, "OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
@@ -223,9 +228,11 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     log.info("telemetry: traces to %s (%s), metrics every %d ms%s", traces.endpoint, traces.protocol,
              _env_int(environ, "OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
              f", Prometheus on port {prom_port}" if prom_port else "")
+    schema_url = f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}"
     return Telemetry(
         tracer_provider=tracer_provider, meter_provider=meter_provider,
-        tracer=tracer_provider.get_tracer(SCOPE, schema_url=f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}"),
+        tracer=tracer_provider.get_tracer(SCOPE, schema_url=schema_url),
         metrics=Metrics(meter_provider.get_meter(SCOPE)), record_content=cfg.record_content,
         prometheus_port=prom_port, _prometheus_server=prom_server,
+        span_processor=span_processor, scope=InstrumentationScope(SCOPE, "", schema_url),
     )
