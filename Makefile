@@ -11,6 +11,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml Cargo.toml $(shell find router_core/src -name '*.rs' 2>/dev/null) router_core/Cargo.toml
+	@bash scripts/ensure-sqlite-dev.sh
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

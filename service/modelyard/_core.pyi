@@ -190,3 +190,7 @@ class Front:
         traceparent, payload, seconds in the core, seconds in the store))."""
     def stats(self) -> dict[str, Any]:
         """{"served": n, "dropped": n, "delegated": {reason: n}}."""
+
+def sqlite_soft_heap_limit(limit: int) -> int:
+    """PRAGMA soft_heap_limit = limit through the front's SQLite library; returns the previous limit
+    (front.py sets it here and reads it back through Python's sqlite3: one library, or two)."""

@@ -17,6 +17,8 @@ CoreError = _core.CoreError
 # Per-job routing memory, and the Rust gRPC front: Rust objects the service holds as they are.
 JobTracker = _core.JobTracker
 RustFront = _core.Front
+# PRAGMA soft_heap_limit through the Rust front's SQLite library (front.py's one-library check).
+sqlite_soft_heap_limit = _core.sqlite_soft_heap_limit
 
 
 class RoutingCore:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import tempfile
 import threading
 from collections import Counter
@@ -27,7 +28,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import extract
 from opentelemetry.sdk.trace import ReadableSpan
 
-from modelyard.core import RoutingCore, RustFront
+from modelyard.core import RoutingCore, RustFront, sqlite_soft_heap_limit
 from modelyard.domain import WINDOW_NAMES, Constraints
 from modelyard.telemetry import rpc as telemetry_rpc
 from modelyard.telemetry import semconv as sc
@@ -100,6 +101,29 @@ def store_spec(rt: Runtime) -> str:
     return json.dumps({"kind": "redis", "url": url, "prefix": st.redis.key_prefix, "reserve_script": script})
 
 
+def check_one_sqlite_library() -> None:
+    """The front writes the SQLite store through its own connection, in this process: it must go through
+    the SQLite library Python's sqlite3 module uses. Two copies of SQLite in one process do not see each
+    other's locks, and concurrent writes corrupt the file ("database disk image is malformed"; measured
+    with a core built against a bundled SQLite). soft_heap_limit is a global of one library: set through
+    the front's, it must read back through Python's."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        before = conn.execute("PRAGMA soft_heap_limit").fetchone()[0]
+        probe = before + 7919
+        previous = sqlite_soft_heap_limit(probe)
+        seen = conn.execute("PRAGMA soft_heap_limit").fetchone()[0]
+        sqlite_soft_heap_limit(previous)
+    finally:
+        conn.close()
+    if seen != probe:
+        raise ValueError(
+            "server.front: rust with store.kind: sqlite needs the Rust core linked to the SQLite library"
+            f" Python's sqlite3 module uses (SQLite {sqlite3.sqlite_version}); this build has its own copy,"
+            " and two copies in one process corrupt the database. Rebuild the core on this machine"
+            " (`make install`) or set server.front: python")
+
+
 def listen_address(listen: str) -> str:
     """grpc's `*:PORT` (every interface) as a socket address tokio binds."""
     return f"[::]:{listen[2:]}" if listen.startswith("*:") else listen
@@ -129,6 +153,8 @@ class Front:
 
     def start(self, listen: str) -> int:
         app = self.app
+        if app.runtime.config.store.kind == "sqlite":
+            check_one_sqlite_library()
         self._native = RustFront(front_config(app.runtime), store_spec(app.runtime), app.jobs)
         for name, core in app.cores().items():
             self._native.set_core(name, core.native)

@@ -173,3 +173,35 @@ def test_a_busy_port_is_an_error_naming_server_listen_and_leaves_nothing_behind(
         before = sockets()
         asyncio.run(start())
         assert sockets() <= before
+
+
+def test_the_front_writes_through_the_sqlite_library_python_uses() -> None:
+    """Two copies of SQLite in one process do not see each other's locks: under load the store file
+    was corrupted ("database disk image is malformed") while the core bundled its own SQLite."""
+    import sqlite3
+
+    from modelyard import front
+    from modelyard.core import sqlite_soft_heap_limit
+
+    front.check_one_sqlite_library()
+    conn = sqlite3.connect(":memory:")
+    before = sqlite_soft_heap_limit(123_457)
+    try:
+        assert conn.execute("PRAGMA soft_heap_limit").fetchone()[0] == 123_457
+    finally:
+        sqlite_soft_heap_limit(before)
+        conn.close()
+
+
+def test_a_core_with_its_own_sqlite_copy_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelyard import front
+
+    own_copy = {"limit": 0}
+
+    def elsewhere(limit: int) -> int:  # a second library: Python's sqlite3 never sees this value
+        previous, own_copy["limit"] = own_copy["limit"], limit
+        return previous
+
+    monkeypatch.setattr(front, "sqlite_soft_heap_limit", elsewhere)
+    with pytest.raises(ValueError, match=r"server\.front: rust .* set server\.front: python"):
+        front.check_one_sqlite_library()

@@ -158,3 +158,20 @@ impl PyFront {
         Ok(d)
     }
 }
+
+/// `PRAGMA soft_heap_limit = limit` through the front's SQLite library, returning the previous
+/// limit. The limit is a process-wide global of one SQLite library, so `front.py` sets it here and
+/// reads it back through Python's sqlite3 module: the same value means one library, as the front
+/// needs (two copies in one process do not see each other's locks).
+#[pyfunction]
+pub fn sqlite_soft_heap_limit(limit: i64) -> PyResult<i64> {
+    let run = || -> rusqlite::Result<i64> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let old: i64 = conn.query_row("PRAGMA soft_heap_limit", [], |r| r.get(0))?;
+        conn.query_row(&format!("PRAGMA soft_heap_limit = {limit}"), [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(old)
+    };
+    run().map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("sqlite: {e}")))
+}

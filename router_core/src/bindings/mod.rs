@@ -224,6 +224,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<jobs::PyJobTracker>()?;
     #[cfg(feature = "front")]
     m.add_class::<front::PyFront>()?;
+    #[cfg(feature = "front")]
+    m.add_function(wrap_pyfunction!(front::sqlite_soft_heap_limit, m)?)?;
     m.add("CoreError", m.py().get_type::<PyCoreError>())?;
     Ok(())
 }
