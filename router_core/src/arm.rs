@@ -304,6 +304,11 @@ impl Row {
         self.hot.len()
     }
 
+    /// Model key of every arm in the row, in creation order.
+    pub fn models(&self) -> impl Iterator<Item = u32> + '_ {
+        self.cold.iter().map(|c| c.model)
+    }
+
     /// Model key and arm of every arm in the row, in creation order.
     pub fn arms(&self) -> impl Iterator<Item = (u32, Arm)> + '_ {
         (0..self.len()).map(|i| (self.cold[i].model, self.arm(i)))

@@ -207,27 +207,36 @@ pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u
     Ok(out)
 }
 
-/// The length `encode` gives the table, computed without encoding it.
-pub fn encoded_len(table: &ArmTable) -> usize {
+/// The model and class ids that have arms (each sorted, once) and the number of arms.
+fn used_ids(table: &ArmTable) -> (Vec<u32>, Vec<u32>, usize) {
     let (mut models, mut classes, mut arms) = (Vec::new(), Vec::new(), 0);
-    for (k, _) in table.iter() {
-        models.push(k.model);
-        if k.class != ALL_CLASSES {
-            classes.push(k.class);
+    for (_, class, row) in table.rows() {
+        let before = models.len();
+        models.extend(row.models());
+        if class != ALL_CLASSES && models.len() > before {
+            classes.push(class);
         }
-        arms += 1;
+        arms += models.len() - before;
     }
-    let names = |ids: &mut Vec<u32>, names: &crate::intern::Interner| {
+    for ids in [&mut models, &mut classes] {
         ids.sort_unstable();
         ids.dedup();
+    }
+    (models, classes, arms)
+}
+
+/// The length `encode` gives the table, computed without encoding it.
+pub fn encoded_len(table: &ArmTable) -> usize {
+    let (models, classes, arms) = used_ids(table);
+    let names = |ids: &[u32], names: &crate::intern::Interner| {
         8 + ids.iter().map(|&i| 8 + names.name(i).len()).sum::<usize>()
     };
     let t0 = if table.t0.is_some() { 9 } else { 1 };
     12 + 8
         + t0
         + 8
-        + names(&mut models, &table.models)
-        + names(&mut classes, &table.classes)
+        + names(&models, &table.models)
+        + names(&classes, &table.classes)
         + 8
         + arms * ARM_BYTES
 }
@@ -247,23 +256,12 @@ pub fn encode_into(
             format!("buffer of {} bytes for a {want}-byte snapshot", out.len()),
         ));
     }
-    let (mut model_ids, mut class_ids, mut count) = (Vec::new(), Vec::new(), 0);
-    for (_, class, row) in table.rows() {
-        model_ids.extend(row.arms().map(|(m, _)| m));
-        if class != ALL_CLASSES {
-            class_ids.push(class);
-        }
-        count += row.arms().count();
-    }
-    model_ids.sort_unstable();
-    model_ids.dedup();
-    class_ids.sort_unstable();
-    class_ids.dedup();
+    let (model_ids, class_ids, count) = used_ids(table);
     let (models, model_rank) = ranks(model_ids.iter().map(|&m| (m, table.models.name(m))));
     let (classes, class_rank) = ranks(class_ids.iter().map(|&c| (c, table.classes.name(c))));
     let mut rows: Vec<(u8, u32, &Row)> = table
         .rows()
-        .filter(|(_, _, row)| row.arms().next().is_some())
+        .filter(|(_, _, row)| row.models().next().is_some())
         .map(|(role, class, row)| {
             let class = if class == ALL_CLASSES {
                 POOLED
