@@ -208,10 +208,7 @@ impl Row {
     /// The hot view of `model`'s arm in this row (`Hot::EMPTY` when it has none).
     #[inline]
     pub fn hot(&self, model: u32) -> Hot {
-        match self.slots.get(model as usize) {
-            Some(&i) if i != NO_ARM => self.hot[i as usize].view(),
-            _ => Hot::EMPTY,
-        }
+        self.index(model).map_or(Hot::EMPTY, |i| self.hot[i].view())
     }
 
     fn index(&self, model: u32) -> Option<usize> {
@@ -234,9 +231,7 @@ impl Row {
             self.slots.shrink_to_fit();
         }
         if self.hot.len() == self.hot.capacity() {
-            let more = (self.hot.len() / 8).max(2);
-            self.hot.reserve_exact(more);
-            self.cold.reserve_exact(more);
+            self.reserve((self.hot.len() / 8).max(2));
         }
         let i = self.hot.len();
         self.slots[m] = i as u32;
@@ -391,15 +386,9 @@ impl ArmTable {
 
     /// Every arm with its key, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (ArmKey, Arm)> + '_ {
-        self.rows.iter().flat_map(|(&(role, class), row)| {
-            (0..row.len()).map(move |i| {
-                let key = ArmKey {
-                    model: row.cold[i].model,
-                    role,
-                    class,
-                };
-                (key, row.arm(i))
-            })
+        self.rows().flat_map(|(role, class, row)| {
+            row.arms()
+                .map(move |(model, arm)| (ArmKey { model, role, class }, arm))
         })
     }
 
