@@ -325,6 +325,11 @@ pub struct ArmTable {
     /// Start of the current weighting epoch; `None` until the first observation.
     pub t0: Option<f64>,
     rows: FxHashMap<(u8, u32), Row>,
+    /// With `track_changes`: what `with_arm` and `for_each_class_arm` changed since the journal
+    /// was last taken, as differences of the stored sums, in a table with its own names (so it
+    /// encodes like a snapshot). Merges (`with_arm_untracked`) are not changes; a rebase scales
+    /// the journal with the table. Shared learning sends it to the other replicas.
+    journal: Option<Box<ArmTable>>,
 }
 
 static EMPTY_ROW: Row = Row {
@@ -349,11 +354,102 @@ impl ArmTable {
         row.index(key.model).map(|i| row.arm(i))
     }
 
-    /// Applies `f` to the arm of `key` (created empty if missing) and stores it back.
+    /// Applies `f` to the arm of `key` (created empty if missing) and stores it back; a change
+    /// the journal records when changes are tracked.
     pub fn with_arm<R>(&mut self, key: ArmKey, f: impl FnOnce(&mut Arm) -> R) -> R {
         let row = self.rows.entry((key.role, key.class)).or_default();
         let i = row.index_or_insert(key.model);
+        let Some(journal) = self.journal.as_deref_mut() else {
+            return row.update(i, f);
+        };
+        let before = row.arm(i).sums;
+        let out = row.update(i, f);
+        let diff = row.arm(i).sums.minus(&before);
+        journal.record((&self.models, &self.classes), self.t0, key, &diff);
+        out
+    }
+
+    /// `with_arm` for merges: never recorded in the journal.
+    pub fn with_arm_untracked<R>(&mut self, key: ArmKey, f: impl FnOnce(&mut Arm) -> R) -> R {
+        let row = self.rows.entry((key.role, key.class)).or_default();
+        let i = row.index_or_insert(key.model);
         row.update(i, f)
+    }
+
+    /// Adds `diff` (sums of the table `names` belong to, at its epoch `t0`) under `key`.
+    fn record(&mut self, names: (&Interner, &Interner), t0: Option<f64>, key: ArmKey, diff: &Sums) {
+        if *diff == Sums::default() {
+            return;
+        }
+        debug_assert!(
+            self.t0.is_none() || self.t0 == t0,
+            "journal and table epochs differ"
+        );
+        let key = ArmKey {
+            model: self.models.intern(names.0.name(key.model)),
+            role: key.role,
+            class: if key.class == ALL_CLASSES {
+                ALL_CLASSES
+            } else {
+                self.classes.intern(names.1.name(key.class))
+            },
+        };
+        self.t0 = t0;
+        self.with_arm_untracked(key, |a| a.sums.merge(diff));
+    }
+
+    /// From now on, every change is recorded in the journal (see `journal`).
+    pub fn track_changes(&mut self) {
+        if self.journal.is_none() {
+            self.journal = Some(Box::default());
+        }
+    }
+
+    pub fn tracks_changes(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// The changes recorded since the last call (`None` when not tracking), leaving an empty
+    /// journal.
+    pub fn take_journal(&mut self) -> Option<ArmTable> {
+        self.journal.as_deref_mut().map(std::mem::take)
+    }
+
+    /// Brings the table and its journal to the same epoch start, the later of the two (a restore
+    /// may move the table's back).
+    pub fn align_journal(&mut self, lambda: f64) {
+        let Some(journal_t0) = self.journal.as_ref().and_then(|j| j.t0) else {
+            return;
+        };
+        match self.t0 {
+            Some(t0) if t0 >= journal_t0 => {
+                if let Some(j) = self.journal.as_deref_mut() {
+                    j.rebase(t0, lambda);
+                }
+            }
+            _ => self.rebase(journal_t0, lambda),
+        }
+    }
+
+    /// The journal itself, to put back changes that could not be sent.
+    pub fn journal_mut(&mut self) -> Option<&mut ArmTable> {
+        self.journal.as_deref_mut()
+    }
+
+    /// Records every arm's sums times `sign` as a change (a restore that replaces the state
+    /// records −old, then +new).
+    pub fn record_all(&mut self, sign: f64) {
+        let Some(journal) = self.journal.as_deref_mut() else {
+            return;
+        };
+        for (&(role, class), row) in &self.rows {
+            for (model, arm) in row.arms() {
+                let mut diff = arm.sums;
+                diff.scale(sign);
+                let key = ArmKey { model, role, class };
+                journal.record((&self.models, &self.classes), self.t0, key, &diff);
+            }
+        }
     }
 
     /// Sizes the row of (role, class) for `n` arms if it has none yet, so a restore allocates
@@ -371,9 +467,16 @@ impl ArmTable {
             if r != role || class == ALL_CLASSES {
                 continue;
             }
-            if let Some(i) = row.index(model) {
+            let Some(i) = row.index(model) else { continue };
+            let Some(journal) = self.journal.as_deref_mut() else {
                 row.update(i, &mut f);
-            }
+                continue;
+            };
+            let before = row.arm(i).sums;
+            row.update(i, &mut f);
+            let key = ArmKey { model, role, class };
+            let diff = row.arm(i).sums.minus(&before);
+            journal.record((&self.models, &self.classes), self.t0, key, &diff);
         }
     }
 
@@ -434,6 +537,9 @@ impl ArmTable {
             }
             Some(_) => {}
             None => self.t0 = Some(t0_new),
+        }
+        if let Some(journal) = self.journal.as_deref_mut() {
+            journal.rebase(t0_new, lambda);
         }
     }
 

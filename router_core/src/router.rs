@@ -475,22 +475,88 @@ impl Core {
     }
 
     /// Replaces the learned sums (drift windows reset; breakers untouched: they are per process).
+    /// When changes are tracked, the replacement is one: the journal records −old and +new, so
+    /// the other replicas replace theirs too.
     pub fn restore(&self, data: &[u8]) -> Result<()> {
         let snap = snapshot::decode(data)?;
         let mut st = self.state.write();
+        st.table.record_all(-1.0);
         st.table.clear();
         let lambda = st.catalog.lambda();
         snap.merge_into(&mut st.table, lambda);
+        st.table.align_journal(lambda);
+        st.table.record_all(1.0);
         st.last_now = snap.last_now();
         Ok(())
     }
 
+    /// Adds a snapshot's sums (an import); a change the journal records when tracked.
     pub fn merge(&self, data: &[u8]) -> Result<()> {
         let snap = snapshot::decode(data)?;
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
         snap.merge_into(&mut st.table, lambda);
+        if let Some(journal) = st.table.journal_mut() {
+            snap.add_to_journal(journal, lambda);
+            st.table.align_journal(lambda);
+        }
         st.last_now = st.last_now.max(snap.last_now());
+        Ok(())
+    }
+
+    /// From now on, record every change learning makes to the sums, for `take_delta`.
+    pub fn track_changes(&self) {
+        self.state.write().table.track_changes();
+    }
+
+    /// The changes since the last call, as a delta for the other replicas' `merge_delta`;
+    /// `None` when nothing changed (or changes are not tracked).
+    pub fn take_delta(&self) -> Result<Option<Vec<u8>>> {
+        let (journal, half_life_s, last_now) = {
+            let mut st = self.state.write();
+            let journal = st.table.take_journal();
+            (journal, st.catalog.policy.half_life_s, st.last_now)
+        };
+        match journal {
+            Some(j) if j.rows().next().is_some() => {
+                Ok(Some(snapshot::encode_delta(&j, half_life_s, last_now)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Another replica's changes: added (clamped at zero), not recorded as a change here.
+    pub fn merge_delta(&self, data: &[u8]) -> Result<()> {
+        let delta = snapshot::decode_delta(data)?;
+        let mut st = self.state.write();
+        let lambda = st.catalog.lambda();
+        delta.merge_into(&mut st.table, lambda);
+        st.last_now = st.last_now.max(delta.last_now());
+        Ok(())
+    }
+
+    /// Puts back a delta `take_delta` gave that could not be sent: it goes with the next one.
+    pub fn return_delta(&self, data: &[u8]) -> Result<()> {
+        let delta = snapshot::decode_delta(data)?;
+        let mut st = self.state.write();
+        let lambda = st.catalog.lambda();
+        if let Some(journal) = st.table.journal_mut() {
+            delta.add_to_journal(journal, lambda);
+            st.table.align_journal(lambda);
+        }
+        Ok(())
+    }
+
+    /// Replaces the learned sums with the shared state of all replicas (a replica catching up),
+    /// which is not a change of this replica's: the journal keeps what it holds.
+    pub fn restore_shared(&self, data: &[u8]) -> Result<()> {
+        let snap = snapshot::decode(data)?;
+        let mut st = self.state.write();
+        st.table.clear();
+        let lambda = st.catalog.lambda();
+        snap.merge_into(&mut st.table, lambda);
+        st.table.align_journal(lambda);
+        st.last_now = snap.last_now();
         Ok(())
     }
 

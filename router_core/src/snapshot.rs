@@ -18,6 +18,9 @@
 //! the exact size, without an intermediate copy of the arms.
 //! v1-v4 bodies restore with each histogram bucket's weight counted at its geometric midpoint.
 //!
+//! A delta (`DELTA_MAGIC`, same version and body) holds one replica's changes since its last
+//! delta, as differences that may be negative; merging one clamps what would fall below zero.
+//!
 //! Merge adds sums after aligning epochs to the later t0 (the earlier side is multiplied by
 //! exp(−λ·Δt0)), so it is commutative and associative (up to float rounding), and merging into
 //! an empty core is exactly a restore.
@@ -33,6 +36,9 @@ use crate::error::{CoreError, Result};
 use crate::stats::{LatencyHistV4, LogNormalSums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
+/// A delta: the v5 body of a table of differences (one replica's changes since its last delta,
+/// see `ArmTable::journal`); its sums may be negative (a drift forgot evidence).
+const DELTA_MAGIC: &[u8; 8] = b"MYRDELTA";
 const VERSION: u32 = 5;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
@@ -207,6 +213,13 @@ pub fn encode(table: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u
     Ok(out)
 }
 
+/// Encodes a journal of changes (see `ArmTable::journal`) as a delta.
+pub fn encode_delta(journal: &ArmTable, half_life_s: f64, last_now: f64) -> Result<Vec<u8>> {
+    let mut out = vec![0; encoded_len(journal)];
+    encode_body(journal, half_life_s, last_now, &mut out, *DELTA_MAGIC)?;
+    Ok(out)
+}
+
 /// The model and class ids that have arms (each sorted, once) and the number of arms.
 fn used_ids(table: &ArmTable) -> (Vec<u32>, Vec<u32>, usize) {
     let (mut models, mut classes, mut arms) = (Vec::new(), Vec::new(), 0);
@@ -249,6 +262,16 @@ pub fn encode_into(
     last_now: f64,
     out: &mut [u8],
 ) -> Result<()> {
+    encode_body(table, half_life_s, last_now, out, *MAGIC)
+}
+
+fn encode_body(
+    table: &ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    out: &mut [u8],
+    magic: [u8; 8],
+) -> Result<()> {
     let want = encoded_len(table);
     if out.len() != want {
         return Err(CoreError::field(
@@ -286,7 +309,7 @@ pub fn encode_into(
         },
     };
     let (head, rest) = out.split_at_mut(12);
-    head[..8].copy_from_slice(MAGIC);
+    head[..8].copy_from_slice(&magic);
     head[8..].copy_from_slice(&VERSION.to_le_bytes());
     let mut rest: &mut [u8] = rest;
     bincode::DefaultOptions::new()
@@ -304,6 +327,8 @@ pub struct Decoded<'a> {
     arms: Arms<'a>,
     /// Arms per (role, class index): rows are sized once before the merge.
     per_row: HashMap<(u8, u32), usize>,
+    /// A delta: sums are differences.
+    delta: bool,
 }
 
 enum Arms<'a> {
@@ -464,7 +489,7 @@ fn from_v4<S: Into<Sums>>(v: BodyV4<S>) -> (Header, Vec<SnapArm>) {
 }
 
 /// The checks every arm passes before anything is merged.
-fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header) -> Result<()> {
+fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header, delta: bool) -> Result<()> {
     let effort = a.role & (EFFORT_HIGH | EFFORT_LOW);
     let retry_ok = version >= 3 || a.role & RETRY == 0;
     let effort_ok =
@@ -487,7 +512,13 @@ fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header) -> Result<()> {
             "names a model or class index beyond the body's name tables",
         ));
     }
-    if !a.sums.is_finite() {
+    if delta && !a.sums.is_all_finite() {
+        return Err(CoreError::field(
+            format!("delta.arms[{i}].sums"),
+            "must be finite",
+        ));
+    }
+    if !delta && !a.sums.is_finite() {
         return Err(CoreError::field(
             format!("snapshot.arms[{i}].sums"),
             "must be finite and ≥ 0",
@@ -497,12 +528,40 @@ fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header) -> Result<()> {
 }
 
 pub fn decode(data: &[u8]) -> Result<Decoded<'_>> {
+    if data.len() >= 12 && &data[..8] == DELTA_MAGIC {
+        return Err(CoreError::field(
+            "snapshot",
+            "is a delta of another replica's changes, not a snapshot (merge it with merge_delta)",
+        ));
+    }
     if data.len() < 12 || &data[..8] != MAGIC {
         return Err(CoreError::field(
             "snapshot",
             "not a modelyard core snapshot (bad magic)",
         ));
     }
+    decode_body(data, false)
+}
+
+/// A delta (see `encode_delta`), checked like a snapshot except that sums may be negative.
+pub fn decode_delta(data: &[u8]) -> Result<Decoded<'_>> {
+    if data.len() < 12 || &data[..8] != DELTA_MAGIC {
+        return Err(CoreError::field(
+            "delta",
+            "not a modelyard core delta (bad magic)",
+        ));
+    }
+    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
+    if version != VERSION {
+        return Err(CoreError::field(
+            "delta.version",
+            format!("unsupported version {version}, expected {VERSION}"),
+        ));
+    }
+    decode_body(data, true)
+}
+
+fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let version = u32::from_le_bytes(v);
@@ -511,7 +570,7 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>> {
     let (header, arms) = match version {
         VERSION => {
             let header = read_v5(body, &mut |i, a, h| {
-                check_arm(version, i, a, h)?;
+                check_arm(version, i, a, h, delta)?;
                 *per_row.entry((a.role, a.class)).or_default() += 1;
                 Ok(())
             })?;
@@ -541,7 +600,7 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>> {
     }
     if let Arms::Converted(arms) = &arms {
         for (i, a) in arms.iter().enumerate() {
-            check_arm(version, i, a, &header)?;
+            check_arm(version, i, a, &header, delta)?;
             *per_row.entry((a.role, a.class)).or_default() += 1;
         }
     }
@@ -549,6 +608,7 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>> {
         header,
         arms,
         per_row,
+        delta,
     })
 }
 
@@ -557,8 +617,19 @@ impl Decoded<'_> {
         self.header.last_now
     }
 
-    /// Adds these sums into `table`, aligning both to the later epoch start.
+    /// Adds these sums into `table`, aligning both to the later epoch start; never recorded as a
+    /// change of `table`. A delta's differences are clamped where they would leave a sum below
+    /// zero.
     pub fn merge_into(&self, table: &mut ArmTable, lambda: f64) {
+        self.add_into(table, lambda, self.delta);
+    }
+
+    /// Adds a delta back into a journal (differences stay differences).
+    pub fn add_to_journal(&self, journal: &mut ArmTable, lambda: f64) {
+        self.add_into(journal, lambda, false);
+    }
+
+    fn add_into(&self, table: &mut ArmTable, lambda: f64, clamp: bool) {
         let h = &self.header;
         let Some(ts) = h.t0 else { return };
         let t_new = table.t0.map_or(ts, |t| t.max(ts));
@@ -586,7 +657,12 @@ impl Decoded<'_> {
             if f != 1.0 {
                 sums.scale(f);
             }
-            table.with_arm(key(a), |arm| arm.sums.merge(&sums));
+            table.with_arm_untracked(key(a), |arm| {
+                arm.sums.merge(&sums);
+                if clamp {
+                    arm.sums.clamp_non_negative();
+                }
+            });
         };
         match &self.arms {
             Arms::Converted(arms) => arms.iter().for_each(add),

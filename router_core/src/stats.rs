@@ -204,6 +204,69 @@ impl Sums {
         self.latency.merge(&o.latency);
     }
 
+    /// `self − before`, field by field: what one change did to an arm (may be negative: a drift
+    /// forgets evidence).
+    #[must_use]
+    pub fn minus(&self, before: &Self) -> Self {
+        let mut d = *before;
+        d.scale(-1.0);
+        d.merge(self);
+        d
+    }
+
+    /// Clears what a merged difference left below zero (another replica forgot evidence this
+    /// one had not all seen yet): a weight that is not positive takes its moments with it.
+    pub fn clamp_non_negative(&mut self) {
+        for v in [
+            &mut self.successes,
+            &mut self.failures,
+            &mut self.tokens_w,
+            &mut self.input_plain,
+            &mut self.cached_plain,
+            &mut self.output_plain,
+            &mut self.cost_w,
+            &mut self.cost_plain,
+        ] {
+            *v = v.max(0.0);
+        }
+        for r in [
+            &mut self.ratio_in,
+            &mut self.ratio_out,
+            &mut self.cost_ratio,
+        ] {
+            if r.w <= 0.0 || r.wl2 < 0.0 {
+                *r = LogNormalSums::default();
+            }
+        }
+        let l = &mut self.latency;
+        if l.w <= 0.0 || l.wx < 0.0 || l.wl2 < 0.0 {
+            *l = LatencySums::default();
+        }
+    }
+
+    /// Every field finite (a difference: any sign).
+    pub fn is_all_finite(&self) -> bool {
+        [
+            self.successes,
+            self.failures,
+            self.tokens_w,
+            self.input_plain,
+            self.cached_plain,
+            self.output_plain,
+            self.cost_w,
+            self.cost_plain,
+            self.latency.w,
+            self.latency.wx,
+            self.latency.wl,
+            self.latency.wl2,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+            && [self.ratio_in, self.ratio_out, self.cost_ratio]
+                .iter()
+                .all(|r| r.fields().iter().all(|v| v.is_finite()))
+    }
+
     /// Every field finite; weights and plain sums ≥ 0 (Σw·ln r may be negative).
     pub fn is_finite(&self) -> bool {
         let non_negative = [

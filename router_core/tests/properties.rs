@@ -141,6 +141,137 @@ proptest! {
     }
 }
 
+fn tracking(events: &[(usize, u8, usize, f64, u64, f64)]) -> Core {
+    let c = core_with(&[]);
+    c.track_changes();
+    apply(&c, events);
+    c
+}
+
+/// First tries only (even output tokens): what a retry learns depends on the state it meets.
+fn first_tries(
+    events: &[(usize, u8, usize, f64, u64, f64)],
+) -> Vec<(usize, u8, usize, f64, u64, f64)> {
+    events
+        .iter()
+        .map(|&(m, s, c, t, out, lat)| (m, s, c, t, out & !1, lat))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Shared learning's algebra: two replicas each learn their own reports and exchange their
+    /// changes every round; both end with the same estimates, and (first tries) with those of
+    /// one core that saw every report.
+    #[test]
+    fn replicas_exchanging_deltas_agree_with_each_other_and_with_one_core(
+        rounds in prop::collection::vec(
+            (prop::collection::vec(outcome(), 0..6), prop::collection::vec(outcome(), 0..6)), 1..6),
+        only_first_tries in any::<bool>(),
+    ) {
+        let (a, b, all) = (tracking(&[]), tracking(&[]), core_with(&[]));
+        for (xa, xb) in &rounds {
+            let (xa, xb) = if only_first_tries { (first_tries(xa), first_tries(xb)) } else { (xa.clone(), xb.clone()) };
+            apply(&a, &xa);
+            apply(&b, &xb);
+            apply(&all, &xa);
+            apply(&all, &xb);
+            let (da, db) = (a.take_delta().unwrap(), b.take_delta().unwrap());
+            if let Some(d) = &da { b.merge_delta(d).unwrap(); }
+            if let Some(d) = &db { a.merge_delta(d).unwrap(); }
+        }
+        prop_assert!(same_estimates(&a, &b, 20_000.0));
+        if only_first_tries {
+            prop_assert!(same_estimates(&a, &all, 20_000.0));
+        }
+        prop_assert!(a.take_delta().unwrap().is_none(), "a merged delta is not a change");
+    }
+}
+
+/// A drift found on one replica forgets evidence there; its delta carries the forgetting (as
+/// negative differences) to a replica that mirrors it, which ends with the same estimates.
+#[test]
+fn a_drift_forgetting_reaches_the_other_replica_through_the_delta() {
+    let a = common::core();
+    a.track_changes();
+    let mirror = common::core();
+    mirror.track_changes();
+    for (status, n) in [(Status::Success, 200), (Status::Failure, 30)] {
+        for _ in 0..n / 10 {
+            common::feed(&a, "cheap", "edit", status, 10, 0.0);
+            mirror
+                .merge_delta(&a.take_delta().unwrap().unwrap())
+                .unwrap();
+        }
+    }
+    assert!(
+        a.drain_events().iter().any(|e| e.kind == "drift"),
+        "the scenario drifts"
+    );
+    assert!(
+        mirror.drain_events().is_empty(),
+        "the mirror learned nothing itself"
+    );
+    let p = |c: &Core| c.estimate(&common::req(0.0)).unwrap()[0].success_probability;
+    assert!(p(&a) < 0.5, "{}", p(&a));
+    assert!(close(p(&a), p(&mirror)), "{} vs {}", p(&a), p(&mirror));
+}
+
+/// Restoring an exported state on a replica whose changes are tracked replaces the state of the
+/// replicas that follow it too; a delta that could not be sent goes out with the next one.
+#[test]
+fn a_restore_and_a_returned_delta_travel_in_deltas() {
+    let events = [
+        (0, 1, 0, 100.0, 10, 10.0),
+        (1, 2, 1, 5000.0, 12, 20.0),
+        (2, 1, 2, 9000.0, 30, 30.0),
+    ];
+    let a = tracking(&events[..2]);
+    let follower = tracking(&[]);
+    let d = a.take_delta().unwrap().unwrap();
+    a.return_delta(&d).unwrap(); // the send failed
+    apply(&a, &events[2..]);
+    follower
+        .merge_delta(&a.take_delta().unwrap().unwrap())
+        .unwrap();
+    assert!(same_estimates(&follower, &core_with(&events), 10_000.0));
+
+    let other = core_with(&[(2, 2, 0, 7000.0, 40, 5.0)]);
+    a.restore(&other.snapshot().unwrap()).unwrap();
+    follower
+        .merge_delta(&a.take_delta().unwrap().unwrap())
+        .unwrap();
+    assert!(same_estimates(&follower, &other, 10_000.0));
+    // Catching up from the shared state is not a change of this replica's.
+    follower
+        .restore_shared(&core_with(&events).snapshot().unwrap())
+        .unwrap();
+    assert!(follower.take_delta().unwrap().is_none());
+    assert!(same_estimates(&follower, &core_with(&events), 10_000.0));
+}
+
+#[test]
+fn deltas_and_snapshots_are_not_confused() {
+    let a = tracking(&[(0, 1, 0, 100.0, 10, 10.0)]);
+    let delta = a.take_delta().unwrap().unwrap();
+    let e = a.restore(&delta).unwrap_err().to_string();
+    assert!(
+        e.starts_with("snapshot") && e.contains("merge_delta"),
+        "{e}"
+    );
+    let e = a
+        .merge_delta(&a.snapshot().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("delta: not a modelyard core delta"), "{e}");
+    let untracked = core_with(&[(0, 1, 0, 100.0, 10, 10.0)]);
+    assert!(
+        untracked.take_delta().unwrap().is_none(),
+        "nothing is recorded unless asked"
+    );
+}
+
 #[test]
 fn corrupt_snapshots_are_rejected_with_a_field() {
     let c = common::core();

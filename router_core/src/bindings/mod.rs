@@ -208,6 +208,30 @@ impl PyCore {
         py.allow_threads(|| self.inner.merge(data)).map_err(err)
     }
 
+    fn track_changes(&self) {
+        self.inner.track_changes();
+    }
+
+    fn take_delta<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let delta = py.allow_threads(|| self.inner.take_delta()).map_err(err)?;
+        Ok(delta.map(|d| PyBytes::new(py, &d)))
+    }
+
+    fn merge_delta(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.inner.merge_delta(data))
+            .map_err(err)
+    }
+
+    fn return_delta(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.inner.return_delta(data))
+            .map_err(err)
+    }
+
+    fn restore_shared(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
+        py.allow_threads(|| self.inner.restore_shared(data))
+            .map_err(err)
+    }
+
     fn arm_count(&self) -> usize {
         self.inner.arm_count()
     }
