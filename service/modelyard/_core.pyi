@@ -160,6 +160,16 @@ class Core:
     def restore(self, data: bytes) -> None: ...
     def merge(self, data: bytes) -> None:
         """Add another snapshot's sums after aligning epochs (commutative, associative)."""
+    def track_changes(self) -> None:
+        """Record every change learning makes from now on, for `take_delta`."""
+    def take_delta(self) -> bytes | None:
+        """The changes since the last call as a delta (magic MYRDELTA); None when none."""
+    def merge_delta(self, data: bytes) -> None:
+        """Another replica's delta: added (clamped at zero), not recorded as a change."""
+    def return_delta(self, data: bytes) -> None:
+        """Puts a delta `take_delta` gave back into the record (it could not be sent)."""
+    def restore_shared(self, data: bytes) -> None:
+        """Replaces the sums with the replicas' shared state; the record is kept."""
     def arm_count(self) -> int: ...
 
 class JobTracker:

@@ -94,7 +94,8 @@ class App:
             self._core_type, self._cores = SyncedCore, {}
             self.sync = LearningSync(self.store, self.cores, self._state_name,
                                      replica=replica_id(cfg.redis.replica_id_env),
-                                     interval_s=cfg.redis.sync_interval_s)
+                                     interval_s=cfg.redis.sync_interval_s,
+                                     compact_interval_s=cfg.redis.compact_interval_s)
         names = [SHARED] if not self.per_tenant else [t.id for t in self.runtime.config.tenants]
         for name in names:
             core = self.core_for(name)
@@ -173,7 +174,7 @@ class App:
         return dict(self._cores)
 
     async def save_state(self) -> None:
-        if self.sync:  # shared learning: each replica saves its own contribution
+        if self.sync:  # shared learning: each replica sends its changes to the shared log
             await self.sync.sync_all()
             return
         for key, core in list(self._cores.items()):

@@ -23,10 +23,12 @@ sqlite_soft_heap_limit = _core.sqlite_soft_heap_limit
 
 class RoutingCore:
     def __init__(self, catalog: dict[str, Any]) -> None:
+        self.catalog = catalog
         self._core = _core.Core(json.dumps(catalog))
 
     def set_catalog(self, catalog: dict[str, Any]) -> None:
         self._core.set_catalog(json.dumps(catalog))
+        self.catalog = catalog
 
     @property
     def native(self) -> _core.Core:
@@ -139,6 +141,26 @@ class RoutingCore:
 
     def merge(self, data: bytes) -> None:
         self._core.merge(data)
+
+    def track_changes(self) -> None:
+        """From now on record every change learning makes, for `take_delta` (shared learning)."""
+        self._core.track_changes()
+
+    def take_delta(self) -> bytes | None:
+        """The changes since the last call, for the other replicas' `merge_delta`; None if none."""
+        return self._core.take_delta()
+
+    def merge_delta(self, data: bytes) -> None:
+        """Another replica's changes; merged, not recorded as a change of this core's."""
+        self._core.merge_delta(data)
+
+    def return_delta(self, data: bytes) -> None:
+        """Puts back a delta from `take_delta` that could not be sent: it goes with the next."""
+        self._core.return_delta(data)
+
+    def restore_shared(self, data: bytes) -> None:
+        """Replaces the sums with the replicas' shared state; recorded changes are kept."""
+        self._core.restore_shared(data)
 
     def arm_count(self) -> int:
         return self._core.arm_count()

@@ -1,17 +1,30 @@
-"""Shared learning across replicas: each replica's own observations, merged through the store.
+"""Shared learning across replicas: each replica sends what it learned, as deltas, through the store.
 
-Scheme (exact, no double counting): every replica keeps two cores per learning scope — `local`,
-fed only by the reports this replica receives, and the served core, which is rebuilt on every
-sync as `restore(local) + merge(each other replica's contribution)` and also takes each report
-directly between syncs. A sync pulls all contributions, rebuilds the served core synchronously
-(no await in between, so routing never sees half a view), then writes `local` as this replica's
-contribution under its replica id (a hash field in `{<prefix>:learn}:<core name>`). Snapshot merge
-is a sum after aligning decay epochs, so the served view equals the sum of all observations.
+Scheme (exact, no double counting, cost proportional to what changed): the served core of each
+learning scope tracks its own changes (`RoutingCore.track_changes`: every report's effect on the
+sums, as differences). Every `interval_s` a replica appends its changes since the last sync to the
+scope's log (`take_delta`, one entry tagged with this process) and merges every other process's
+entries it has not seen yet (`merge_delta`, which is not itself a change). So each replica serves
+the sum of everyone's observations, and a sync moves only the arms touched in the last interval:
+a million learned arms cost what the last second's reports touched, not a 170 MB snapshot.
 
-Restarts: with a stable replica id (`store.redis.replica_id_env`) a replica re-adopts its own
-contribution into `local` at its first sync and continues it. Without one it gets a fresh random
-id: its old contribution stays in the hash as is (still merged by everyone, never copied), so
-nothing is lost nor counted twice; the hash grows by one entry per such restart.
+A drift that forgets evidence on one replica is a change like any other (negative differences),
+so the other replicas forget it too; a difference that would leave a sum below zero (a replica
+that had not seen all of that evidence yet) is clamped at zero.
+
+Base and trimming: so that the log stays short and a new replica need not replay it from the
+start, one replica per `compact_interval_s` (a lease in the store) writes a base: a full
+snapshot taken together with its own pending changes (sent at once as one more entry), recorded
+as "every entry up to `pos`, plus the entries `also`". Writing a base trims the log to the
+previous base's position. A replica starts, and catches up when it fell behind the trimmed
+part, by restoring the newest base and merging every later entry not in `also`, then its own
+changes not sent yet: all in one step of the event loop, so routing never sees half a view.
+
+Restarts: a stopping replica sends its last changes; a new process starts from the base and
+the log, so nothing is lost, counted twice or left behind per restart. The replica id (from
+`store.redis.replica_id_env`) only labels the log entries. A deployment upgraded from the
+full-snapshot scheme starts from the old contributions (`{prefix:learn}:<core>`) while no base
+exists; the first base replaces them.
 """
 
 from __future__ import annotations
@@ -22,94 +35,189 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from modelyard.core import CoreError, RoutingCore
 from modelyard.store import StoreError
+from modelyard.store.base import DeltaEntry, SharedBase
 
 log = logging.getLogger("modelyard.learning")
+
+READ_BATCH = 256  # log entries per round trip
+START = "0-0"  # a log position before every entry
 
 
 @runtime_checkable
 class SharedLearning(Protocol):
     """What a store offers to share learning (RedisStore, or a wrapper forwarding to it)."""
 
-    async def save_contribution(self, name: str, replica_id: str, blob: bytes) -> None: ...
+    async def append_delta(self, name: str, tag: str, blob: bytes) -> str: ...
+    async def read_deltas(self, name: str, after: str, count: int) -> tuple[list[DeltaEntry], str]: ...
+    async def load_base(self, name: str) -> SharedBase | None: ...
+    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str]) -> bool: ...
+    async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool: ...
     async def load_contributions(self, name: str) -> dict[str, bytes]: ...
 
 
 class SyncedCore(RoutingCore):
-    """The served core of one learning scope; `local` holds this replica's own observations."""
+    """The served core of one learning scope, recording its changes for the other replicas."""
 
     def __init__(self, catalog: dict[str, Any]) -> None:
         super().__init__(catalog)
-        self.local = RoutingCore(catalog)
-        self.adopted = False  # this replica's stored contribution is folded into `local`
-        self._others: list[bytes] = []
+        self.track_changes()
 
-    def set_catalog(self, catalog: dict[str, Any]) -> None:
-        super().set_catalog(catalog)
-        self.local.set_catalog(catalog)
 
-    def report(self, **kwargs: Any) -> float | None:
-        effort = super().report(**kwargs)
-        self.local.report(**kwargs)
-        return effort
+def _after(a: str, b: str) -> bool:
+    """Log id `a` comes after `b`."""
+    am, _, asq = a.partition("-")
+    bm, _, bsq = b.partition("-")
+    return (int(am), int(asq or 0)) > (int(bm), int(bsq or 0))
 
-    def complete_job(
-        self, steps: Sequence[tuple[str, int, str] | tuple[str, int, str, int]], *, success: bool, now: float,
-    ) -> None:
-        super().complete_job(steps, success=success, now=now)
-        self.local.complete_job(steps, success=success, now=now)
 
-    def merge(self, data: bytes) -> None:
-        """An imported snapshot becomes part of this replica's contribution."""
-        self.local.merge(data)
-        super().merge(data)
-
-    def restore(self, data: bytes) -> None:
-        """Replace this replica's contribution; the other replicas' contributions stay."""
-        self.local.restore(data)
-        self.rebuild(self._others)
-
-    def rebuild(self, others: Iterable[bytes]) -> None:
-        self._others = list(others)
-        super().restore(self.local.snapshot())
-        for blob in self._others:
-            try:
-                super().merge(blob)
-            except CoreError as exc:  # e.g. a newer release's snapshot version, mid rolling upgrade
-                log.warning("skipping another replica's learning this build cannot read: %s", exc)
+@dataclass
+class _Scope:
+    cursor: str | None = None  # last log entry merged (or included); None before the first sync
+    own: list[str] = field(default_factory=list)  # ids of own entries after the cursor
 
 
 def replica_id(env_name: str) -> str:
-    """The configured stable id, else one unique to this process (see the module docstring)."""
-    return os.environ.get(env_name) or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    """The configured replica id, else the host name; always with a suffix unique to this process,
+    which tells this process's log entries from everyone else's."""
+    return f"{os.environ.get(env_name) or socket.gethostname()}/{uuid.uuid4().hex[:8]}"
 
 
 class LearningSync:
-    """Pushes each SyncedCore's `local` and pulls the others' every `interval_s`."""
+    """Sends each SyncedCore's changes and merges the others' every `interval_s`."""
 
     def __init__(self, store: SharedLearning, cores: Callable[[], dict[str, RoutingCore]],
-                 name_of: Callable[[str], str], *, replica: str, interval_s: float) -> None:
+                 name_of: Callable[[str], str], *, replica: str, interval_s: float,
+                 compact_interval_s: float = 60.0) -> None:
         self.store = store
         self.cores = cores
         self.name_of = name_of  # core key -> stored state name
-        self.replica = replica
+        self.replica = replica  # this process's tag on its log entries
         self.interval_s = interval_s
+        self.compact_interval_s = compact_interval_s
+        self._scopes: dict[str, _Scope] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def sync_core(self, key: str, core: SyncedCore) -> None:
         name = self.name_of(key)
+        scope = self._scopes.setdefault(name, _Scope())
+        if scope.cursor is None:
+            await self._catch_up(name, core, scope)
+        await self._send(name, core, scope)
+        if not await self._receive(name, core, scope):
+            log.warning("learning of %s fell behind the trimmed log; catching up from the base", name)
+            await self._catch_up(name, core, scope)
+        if await self.store.claim_compaction(name, self.replica, self.compact_interval_s):
+            await self._write_base(name, core, scope)
+
+    async def _send(self, name: str, core: SyncedCore, scope: _Scope) -> None:
+        delta = core.take_delta()
+        if delta is None:
+            return
+        try:
+            scope.own.append(await self.store.append_delta(name, self.replica, delta))
+        except BaseException:
+            core.return_delta(delta)  # goes with the next sync
+            raise
+
+    async def _receive(self, name: str, core: SyncedCore, scope: _Scope) -> bool:
+        """Merges the other processes' new entries; False when some may have been trimmed away."""
+        assert scope.cursor is not None
+        while True:
+            entries, trimmed = await self.store.read_deltas(name, scope.cursor, READ_BATCH)
+            if _after(trimmed, scope.cursor):
+                return False
+            for entry in entries:
+                if entry.tag != self.replica:
+                    self._merge(core, entry)
+                scope.cursor = entry.id
+            scope.own = [i for i in scope.own if _after(i, scope.cursor)]
+            if len(entries) < READ_BATCH:
+                return True
+
+    def _merge(self, core: RoutingCore, entry: DeltaEntry) -> None:
+        try:
+            core.merge_delta(entry.delta)
+        except CoreError as exc:  # e.g. a newer release's format, mid rolling upgrade
+            log.warning("skipping learned changes %s from %s that this build cannot read: %s",
+                        entry.id, entry.tag, exc)
+
+    async def _catch_up(self, name: str, core: SyncedCore, scope: _Scope) -> None:
+        """Restores the newest base and merges every later entry (see the module docstring)."""
+        for _ in range(3):
+            base = await self.store.load_base(name)
+            snapshot, pos, also = await self._legacy(name) if base is None else (
+                base.snapshot, base.pos, set(base.also))
+            entries: list[DeltaEntry] = []
+            cursor, complete = pos, True
+            while True:
+                batch, trimmed = await self.store.read_deltas(name, cursor, READ_BATCH)
+                if _after(trimmed, pos):  # a newer base trimmed what this one needs: start over
+                    complete = False
+                    break
+                entries += batch
+                cursor = batch[-1].id if batch else cursor
+                if len(batch) < READ_BATCH:
+                    break
+            if not complete:
+                continue
+            # From here to the end, no await: routing sees the state before or after, never between.
+            pending = core.take_delta()  # this process's changes not sent yet stay its own
+            core.restore_shared(snapshot or RoutingCore(core.catalog).snapshot())
+            for entry in entries:
+                if entry.id not in also:
+                    self._merge(core, entry)
+            if pending is not None:
+                core.merge_delta(pending)
+                core.return_delta(pending)
+            scope.cursor, scope.own = cursor, []
+            log.info("learning of %s: started from the base at %s and %d later changes",
+                     name, pos, len(entries))
+            return
+        raise StoreError(f"learning of {name!r}: the base kept moving while catching up; will retry")
+
+    async def _legacy(self, name: str) -> tuple[bytes | None, str, set[str]]:
+        """No base yet: start from the full contributions of the previous scheme, if any."""
         contributions = await self.store.load_contributions(name)
-        mine = contributions.pop(self.replica, None)
-        if not core.adopted:
-            if mine is not None:
-                core.local.merge(mine)  # merge, not restore: keeps reports made before the first sync
-            core.adopted = True
-        core.rebuild(contributions.values())
-        await self.store.save_contribution(name, self.replica, core.local.snapshot())
+        if not contributions:
+            return None, START, set()
+        total = RoutingCore(self._catalog_of(name))
+        for replica, blob in contributions.items():
+            try:
+                total.merge(blob)
+            except CoreError as exc:
+                log.warning("skipping the old contribution of %s that this build cannot read: %s", replica, exc)
+        log.info("learning of %s: starting from %d replicas' contributions of the previous scheme",
+                 name, len(contributions))
+        return total.snapshot(), START, set()
+
+    def _catalog_of(self, name: str) -> dict[str, Any]:
+        for key, core in self.cores().items():
+            if self.name_of(key) == name:
+                return core.catalog
+        raise KeyError(name)
+
+    async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
+        """A base: the state as it is, with the changes not sent yet sent at once as one entry."""
+        assert scope.cursor is not None
+        pos, also = scope.cursor, list(scope.own)
+        pending = core.take_delta()  # together with the snapshot: no await in between
+        snapshot = core.snapshot()
+        if pending is not None:
+            try:
+                entry_id = await self.store.append_delta(name, self.replica, pending)
+            except BaseException:
+                core.return_delta(pending)
+                raise
+            scope.own.append(entry_id)
+            also.append(entry_id)
+        if await self.store.save_base(name, snapshot, pos, also):
+            log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, len(snapshot))
 
     async def sync_all(self) -> None:
         for key, core in list(self.cores().items()):
@@ -117,7 +225,7 @@ class LearningSync:
                 await self.sync_core(key, core)
 
     async def start(self) -> None:
-        """First sync (a restarted replica starts from the shared state), then the periodic task."""
+        """First sync (a new replica starts from the shared state), then the periodic task."""
         try:
             await self.sync_all()
         except StoreError as exc:
@@ -140,7 +248,7 @@ class LearningSync:
                 failing = False
 
     async def stop(self) -> None:
-        """Stop the periodic task; the App's final save_state() pushes a last time."""
+        """Stop the periodic task; the App's final save_state() sends a last time."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -41,6 +41,7 @@ BAD: list[tuple[str, Any, str, str]] = [
     ("store.redis.url_env", "redis://localhost", "store.redis.url_env", "environment variable"),
     ("store.redis.wait_replicas", -1, "store.redis.wait_replicas", "Redis replicas must acknowledge"),
     ("store.redis.sync_interval_s", 0, "store.redis.sync_interval_s", "between learning syncs"),
+    ("store.redis.compact_interval_s", 0.5, "store.redis.compact_interval_s", "between bases of the learning log"),
     ("store.redis.replica_id_env", "pod-1", "store.redis.replica_id_env", "environment variable"),
     ("routing.half_life_hours", 0, "routing.half_life_hours", "> 0"),
     ("routing.learning", "global", "routing.learning", "per_tenant"),

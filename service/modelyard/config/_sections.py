@@ -73,10 +73,12 @@ def store(r: Reader, raw: Any, base_dir: Path) -> StoreConfig:
         wait_replicas=r.number(rd, "wait_replicas", join(p, "redis"), "write how many Redis replicas "
                                "must acknowledge a settle (0 without replicas, else 1)", default=0, lo=0,
                                hi=5, integer=True),
-        replica_id_env=r.env_name(rd, "replica_id_env", join(p, "redis"), "this replica's stable id",
+        replica_id_env=r.env_name(rd, "replica_id_env", join(p, "redis"), "this replica's label",
                                   "MODELYARD_REPLICA_ID"),
         sync_interval_s=r.number(rd, "sync_interval_s", join(p, "redis"), "write seconds between "
                                  "learning syncs, e.g. 1", default=1.0, lo=0.1, hi=60),
+        compact_interval_s=r.number(rd, "compact_interval_s", join(p, "redis"), "write seconds between "
+                                    "bases of the learning log, e.g. 60", default=60.0, lo=1, hi=86400),
     )
     if kind == "redis" and "redis" not in d:
         r.error(join(p, "redis"), "is required when store.kind is redis",

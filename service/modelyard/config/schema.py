@@ -54,8 +54,9 @@ class RedisConfig:
     url_env: str = "MODELYARD_REDIS_URL"  # the URL (with any password) comes from the environment
     key_prefix: str = "modelyard"
     wait_replicas: int = 0  # > 0: each settle waits for that many Redis replicas to acknowledge it
-    replica_id_env: str = "MODELYARD_REPLICA_ID"  # stable id of this router replica; random if unset
+    replica_id_env: str = "MODELYARD_REPLICA_ID"  # labels this replica's learned changes; host name if unset
     sync_interval_s: float = 1.0  # how often learned deltas are pushed to and pulled from Redis
+    compact_interval_s: float = 60.0  # how often one replica writes a full base and trims the log
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,8 +59,21 @@ class Keys:
         return f"{{{self.prefix}:state}}:{name}"
 
     def learn(self, name: str) -> str:
-        """Hash replica_id -> that replica's own learned contribution (core snapshot)."""
+        """Before deltas: hash replica_id -> that replica's own learned contribution (a core
+        snapshot). Read once, to start from it, while no base exists."""
         return f"{{{self.prefix}:learn}}:{name}"
+
+    def learn_log(self, name: str) -> str:
+        """Stream of every replica's learned changes (core deltas), see learning_sync.py."""
+        return f"{{{self.prefix}:learn}}:{name}:log"
+
+    def learn_base(self, name: str) -> str:
+        """Hash: a full snapshot (in chunks) and the log position it includes."""
+        return f"{{{self.prefix}:learn}}:{name}:base"
+
+    def learn_lease(self, name: str) -> str:
+        """Who writes the next base; expires after the compaction interval."""
+        return f"{{{self.prefix}:learn}}:{name}:lease"
 
 
 def record_fields(r: Reservation, holds: list[str]) -> list[str | bytes]:

@@ -135,6 +135,24 @@ class LedgerEntry:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeltaEntry:
+    """One replica's learned changes in the shared log (see learning_sync.py)."""
+
+    id: str  # the log entry id, "<ms>-<seq>", increasing
+    tag: str  # the process that wrote it
+    delta: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBase:
+    """A full snapshot of shared learning: every log entry up to `pos`, and the entries `also`."""
+
+    snapshot: bytes
+    pos: str
+    also: list[str]
+
+
 class StoreError(Exception):
     """Base of every error a store raises."""
 

@@ -37,12 +37,14 @@ from modelyard.store.base import (
     BudgetExceeded,
     DecisionNotFound,
     DecisionRecord,
+    DeltaEntry,
     JobNotFound,
     JobRecord,
     LedgerEntry,
     Limit,
     Reservation,
     SettleResult,
+    SharedBase,
     StoreError,
     StoreUnavailable,
     WindowUsage,
@@ -61,6 +63,27 @@ MAX_CONNECTIONS = 64
 
 # A Dispatch call's verdict: KEYS[1] the decision hash; ARGV[1] VERDICT_PENDING, ARGV[2] the
 # verdict. Changes the status only while it is pending, so the first verdict wins, atomically.
+BASE_CHUNK = 4 << 20  # a base is stored and read in 4 MiB fields, each well within a socket timeout
+
+# KEYS: base hash, log stream. ARGV: pos, its ms and seq parts, also, chunk count, chunks.
+SAVE_BASE_LUA = """
+local cur = redis.call('HMGET', KEYS[1], 'pos', 'n')
+if cur[1] then
+  local ms, seq = string.match(cur[1], '(%d+)-(%d+)')
+  local nms, nseq = tonumber(ARGV[2]), tonumber(ARGV[3])
+  ms, seq = tonumber(ms), tonumber(seq)
+  if nms < ms or (nms == ms and nseq <= seq) then return 0 end
+  for i = tonumber(ARGV[5]), tonumber(cur[2]) - 1 do redis.call('HDEL', KEYS[1], 'c' .. i) end
+end
+for i = 0, tonumber(ARGV[5]) - 1 do redis.call('HSET', KEYS[1], 'c' .. i, ARGV[6 + i]) end
+redis.call('HSET', KEYS[1], 'pos', ARGV[1], 'also', ARGV[4], 'n', ARGV[5])
+if cur[1] then
+  redis.call('XTRIM', KEYS[2], 'MINID', cur[1])
+  redis.call('HSET', KEYS[1], 'trimmed', cur[1])
+end
+return 1
+"""
+
 VERDICT_LUA = """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
@@ -99,6 +122,7 @@ class RedisStore:
             self._reserve = self._r.register_script(self._reserve_src)
             self._close = self._r.register_script(self._close_src)
             self._verdict = self._r.register_script(VERDICT_LUA)
+            self._save_base = self._r.register_script(SAVE_BASE_LUA)
         async with self._io() as r:
             await r.ping()
 
@@ -311,13 +335,58 @@ class RedisStore:
             blob = await red.get(self.keys.state(name))
         return bytes(blob) if blob is not None else None
 
-    async def save_contribution(self, name: str, replica_id: str, blob: bytes) -> None:
-        """Store this replica's own learned sums for core `name` (see learning_sync.py)."""
+    # shared learning (learning_sync.py) ---------------------------------------------------------
+    async def append_delta(self, name: str, tag: str, blob: bytes) -> str:
+        """Append one replica's changes to core `name`'s log; returns the entry's id."""
         async with self._io() as red:
-            await red.hset(self.keys.learn(name), replica_id, bytes(blob))
+            entry_id = await red.xadd(self.keys.learn_log(name), {"r": tag, "d": bytes(blob)})
+        return str(entry_id.decode())
+
+    async def read_deltas(self, name: str, after: str, count: int) -> tuple[list[DeltaEntry], str]:
+        """Up to `count` log entries after id `after`, oldest first, and the position the log is
+        trimmed to ("0-0" if never), read together: entries before it may be gone."""
+        k = self.keys
+        async with self._io() as red:
+            pipe = red.pipeline(transaction=True)
+            pipe.xrange(k.learn_log(name), min=f"({after}", count=count)
+            pipe.hget(k.learn_base(name), "trimmed")
+            rows, trimmed = await pipe.execute()
+        entries = [DeltaEntry(i.decode(), f[b"r"].decode(), bytes(f[b"d"])) for i, f in rows]
+        return entries, trimmed.decode() if trimmed else "0-0"
+
+    async def load_base(self, name: str) -> SharedBase | None:
+        """The newest base of core `name`, read chunk by chunk; None when none was written."""
+        key = self.keys.learn_base(name)
+        for _ in range(3):  # a base replaced while it was read is read again
+            async with self._io() as red:
+                pos, also, n = await red.hmget(key, "pos", "also", "n")
+                if pos is None:
+                    return None
+                chunks = [await red.hget(key, f"c{i}") for i in range(int(n))]
+                if await red.hget(key, "pos") != pos or any(c is None for c in chunks):
+                    continue
+            return SharedBase(b"".join(chunks), pos.decode(), also.decode().split())
+        raise StoreError(f"learned base of {name!r} kept changing while it was read; retry")
+
+    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str]) -> bool:
+        """Replace the base when `pos` is later than the stored one's, and trim the log to the
+        replaced base's position (its entries stay for readers still catching up from it).
+        False when a later base is already there."""
+        ms, seq = (int(x) for x in pos.split("-"))
+        view = memoryview(blob)  # slices without copies: a base may be hundreds of MB
+        chunks = [view[i:i + BASE_CHUNK] for i in range(0, len(blob), BASE_CHUNK)] or [view]
+        async with self._io():
+            done = await self._save_base(keys=[self.keys.learn_base(name), self.keys.learn_log(name)],
+                                         args=[pos, ms, seq, " ".join(also), len(chunks), *chunks])
+        return bool(done)
+
+    async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool:
+        """True for one replica per `interval_s`: the one that writes the next base."""
+        async with self._io() as red:
+            return bool(await red.set(self.keys.learn_lease(name), tag, nx=True, px=int(interval_s * 1000)))
 
     async def load_contributions(self, name: str) -> dict[str, bytes]:
-        """Every replica's learned contribution for core `name`, by replica id."""
+        """Every replica's full contribution as written before deltas, by replica id."""
         async with self._io() as red:
             h = await red.hgetall(self.keys.learn(name))
         return {k.decode(): bytes(v) for k, v in h.items()}

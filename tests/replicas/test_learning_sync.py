@@ -1,0 +1,181 @@
+"""Shared learning through Redis (learning_sync.py) on a real Redis: replicas exchange deltas
+of what changed, converge on the sum of everyone's reports, start from a base plus the log,
+catch up when they fell behind the trimmed log, and skip what this build cannot read."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from modelyard.core import RoutingCore
+from modelyard.learning_sync import LearningSync, SyncedCore, _after
+from modelyard.store import RedisStore, StoreUnavailable
+from tests.core.test_learning import CATALOG
+from tests.redis_fixtures import RedisServer
+
+NAME = "core"
+
+
+@pytest.fixture
+async def store(redis_server: RedisServer, request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]:
+    s = RedisStore(redis_server.url, key_prefix=f"sync-{request.node.name}")
+    await s.open()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def replica(store: object, tag: str, *, compact_s: float = 3600.0) -> tuple[SyncedCore, LearningSync]:
+    core = SyncedCore(CATALOG)
+    sync = LearningSync(store, lambda: {"": core}, lambda key: NAME,  # type: ignore[arg-type]
+                        replica=tag, interval_s=60, compact_interval_s=compact_s)
+    return core, sync
+
+
+def teach(core: RoutingCore, n: int, *, model: str = "m", task_class: str = "edit", status: int = 1,
+          now: float = 1000.0) -> None:
+    for _ in range(n):
+        core.report(model=model, role=2, task_class=task_class, status=status, now=now, input_tokens=9000,
+                    cached_input_tokens=0, output_tokens=600, latency_ms=1200.0)
+
+
+def table(core: RoutingCore) -> dict[tuple[str, int, str], tuple[float, float]]:
+    return {(a.model, a.role, a.task_class): (round(a.successes, 9), round(a.failures, 9)) for a in core.arms()}
+
+
+async def test_replicas_converge_on_everyone_s_reports_and_merges_are_not_sent_back(store: RedisStore) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    one = RoutingCore(CATALOG)  # one core that sees every report
+    for round_ in range(3):
+        teach(a, 2, task_class=f"c{round_}")
+        teach(b, 1, status=2, task_class=f"c{round_}")
+        teach(one, 2, task_class=f"c{round_}")
+        teach(one, 1, status=2, task_class=f"c{round_}")
+        await sa.sync_all()
+        await sb.sync_all()
+    await sa.sync_all()
+    assert table(a) == table(b) == table(one)
+    assert a.take_delta() is None and b.take_delta() is None  # merged changes are not re-sent
+    log_len = await store._r.xlen(store.keys.learn_log(NAME))  # type: ignore[union-attr]
+    assert log_len == 6  # one entry per replica per sync that had changes
+
+
+async def test_a_sync_sends_what_changed_not_the_whole_state(store: RedisStore) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    for c in range(500):
+        teach(a, 1, task_class=f"class-{c}")
+    await sa.sync_all()
+    await sb.sync_all()
+    teach(a, 1, task_class="class-7")
+    await sa.sync_all()
+    entries, _ = await store.read_deltas(NAME, "0-0", 10)
+    full, last = len(a.snapshot()), len(entries[-1].delta)
+    assert last * 50 < full, (last, full)  # 3 arms changed (model, role, class) out of ~1000
+    await sb.sync_all()
+    assert table(b) == table(a)
+
+
+async def test_a_new_replica_starts_from_the_base_and_the_log_is_trimmed(store: RedisStore) -> None:
+    a, sa = replica(store, "a/1", compact_s=1.0)
+    teach(a, 3)
+    await sa.sync_all()  # first base, at the log's start
+    teach(a, 2, status=2, task_class="review")
+    store_r = store._r
+    assert store_r is not None
+    await store_r.delete(store.keys.learn_lease(NAME))  # the next compaction is due now
+    teach(a, 1, task_class="other")
+    await sa.sync_all()  # a second base; the log is trimmed to the first one's position
+    teach(a, 4, task_class="late")
+    await sa.sync_all()  # after the base: only in the log
+    entries, trimmed = await store.read_deltas(NAME, "0-0", 100)
+    assert trimmed != "0-0" and not any(_after(trimmed, e.id) for e in entries)
+    fresh, sf = replica(store, "fresh/1")
+    await sf.sync_all()
+    assert table(fresh) == table(a)
+    assert fresh.take_delta() is None  # catching up is not a change of its own
+
+
+async def test_changes_sent_with_a_base_are_counted_once(store: RedisStore) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    teach(a, 1)
+    await sa.sync_all()
+    teach(b, 2, status=2)
+    await sb.sync_all()
+    teach(a, 3, task_class="pending")  # not sent when the base is taken: sent with it
+    scope = sa._scopes[NAME]
+    assert await sa._receive(NAME, a, scope)
+    await sa._write_base(NAME, a, scope)
+    base = await store.load_base(NAME)
+    assert base is not None and len(base.also) == 1 and base.pos == scope.cursor
+    fresh, sf = replica(store, "fresh/1")
+    await sf.sync_all()
+    assert table(fresh)[("m", 2, "pending")] == (3.0, 0.0)
+    assert table(fresh) == table(a)
+
+
+async def test_a_replica_behind_the_trimmed_log_catches_up_from_the_base(
+    store: RedisStore, caplog: pytest.LogCaptureFixture,
+) -> None:
+    (a, sa), (slow, ss) = replica(store, "a/1", compact_s=1.0), replica(store, "slow/1", compact_s=3600)
+    await ss.sync_all()
+    teach(slow, 2, model="other")  # its own, not sent yet when it falls behind
+    store_r = store._r
+    assert store_r is not None
+    for c in range(3):  # three bases while `slow` does not sync: the log is trimmed past it
+        teach(a, 1, task_class=f"c{c}")
+        await sa.sync_all()
+        await store_r.delete(store.keys.learn_lease(NAME))
+    with caplog.at_level(logging.WARNING, logger="modelyard.learning"):
+        await ss.sync_all()
+    assert "fell behind the trimmed log" in caplog.text
+    await sa.sync_all()
+    assert table(slow) == table(a)
+    assert ("other", 2, "edit") in table(a)  # slow's own reports survived the catch-up and went out
+
+
+async def test_unreadable_changes_are_skipped_and_the_others_still_merge(
+    store: RedisStore, caplog: pytest.LogCaptureFixture,
+) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    teach(b, 1, model="other")
+    await sb.sync_all()
+    await store.append_delta(NAME, "newer/1", b"MYRDELTA" + (99).to_bytes(4, "little") + b"\0" * 40)
+    with caplog.at_level(logging.WARNING, logger="modelyard.learning"):
+        await sa.sync_all()
+    assert [x.model for x in a.arms()] == ["other"]  # b's report arrived
+    assert "unsupported version 99" in caplog.text
+
+
+async def test_changes_that_could_not_be_sent_go_with_the_next_sync(store: RedisStore) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    await sa.sync_all()
+    teach(a, 2)
+    real: Callable[..., object] = store.append_delta
+
+    async def down(*args: object) -> str:
+        raise StoreUnavailable("redis unreachable (test)")
+
+    store.append_delta = down  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await sa.sync_all()
+    store.append_delta = real  # type: ignore[method-assign]
+    teach(a, 1, status=2)
+    await sa.sync_all()
+    await sb.sync_all()
+    assert table(b) == table(a) == {("m", 2, "edit"): (2.0, 1.0)}
+
+
+async def test_a_deployment_of_the_previous_scheme_starts_from_its_contributions(store: RedisStore) -> None:
+    old = [RoutingCore(CATALOG), RoutingCore(CATALOG)]
+    teach(old[0], 2)
+    teach(old[1], 1, status=2, model="other")
+    store_r = store._r
+    assert store_r is not None
+    for i, core in enumerate(old):
+        await store_r.hset(store.keys.learn(NAME), f"r{i}", core.snapshot())
+    a, sa = replica(store, "a/1")
+    await sa.sync_all()
+    assert table(a) == {("m", 2, "edit"): (2.0, 0.0), ("other", 2, "edit"): (0.0, 1.0)}
