@@ -2,8 +2,11 @@
 
 Two measurements: (1) the routing core facade in a fresh child process, reporting outcomes for every
 task class on `--models-per-class` models; (2) a real server subprocess that routes and settles each
-task class once over gRPC (SQLite store, telemetry to a local sink).
-Run from the repo root: python -m bench.load.memory_bench [--json]
+task class once over gRPC (SQLite store, or `--store redis` on a private redis-server; telemetry to a
+local sink). With `--restore-server`, (3) a server that starts on the core's state (SQLite: the saved
+state; Redis: the shared learning's base, which it catches up from and, holding the first
+compaction lease, writes again at once).
+Run from the repo root: python -m bench.load.memory_bench [--store redis] [--restore-server] [--json]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -89,9 +93,9 @@ async def drive_server(port: int, classes: int, concurrency: int) -> int:
         return s.requests
 
 
-def server_memory(tmp: Path, cfg: Path, classes: int) -> dict[str, Any]:
+def server_memory(tmp: Path, cfg: Path, classes: int, env: dict[str, str]) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
-        port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp))
+        port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp, env))
         before = targets.rss_mb(pid)
         done = asyncio.run(drive_server(port, classes, 16))
         return {"task_classes_settled": done, "rss_before_mb": round(before, 1),
@@ -101,25 +105,31 @@ def server_memory(tmp: Path, cfg: Path, classes: int) -> dict[str, Any]:
 async def _save_state(cfg: Path, blob: bytes) -> None:
     from modelyard.app import SHARED, App
     from modelyard.config import load_config
+    from modelyard.learning_sync import SharedLearning
     from modelyard.store import open_store
 
     store = open_store(load_config(cfg).store)
     await store.open()
     try:
-        await store.save_state(App._state_name(SHARED), blob, 0.0)
+        if isinstance(store, SharedLearning):  # Redis: the base replicas start from
+            await store.save_base(App._state_name(SHARED), blob, "0-0", [])
+        else:
+            await store.save_state(App._state_name(SHARED), blob, 0.0)
     finally:
         await store.close()
 
 
-def restored_server_memory(tmp: Path, cfg: Path, snapshot: Path, classes: int) -> dict[str, Any]:
+def restored_server_memory(tmp: Path, cfg: Path, snapshot: Path, classes: int, env: dict[str, str],
+                           redis: bool) -> dict[str, Any]:
     """A server that starts on the core's saved state (what a replica restarting with everything
-    learned holds), then routes and settles `classes` more steps (and so saves its state again)."""
+    learned holds), then routes and settles `classes` more steps (and so saves its state again;
+    with Redis it wrote a base at its first sync)."""
     asyncio.run(_save_state(cfg, snapshot.read_bytes()))
     with contextlib.ExitStack() as stack:
-        port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp))
+        port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp, env))
         restored, restored_peak = targets.rss_mb(pid), targets.rss_mb(pid, "VmHWM")
         done = asyncio.run(drive_server(port, classes, 16))
-        saved = _wait_for_save(tmp / "modelyard.db", after=0.0, timeout_s=STATE_SAVE_INTERVAL_S + 30)
+        saved = redis or _wait_for_save(tmp / "modelyard.db", after=0.0, timeout_s=STATE_SAVE_INTERVAL_S + 30)
         return {"restored_mb": round(restored, 1), "restored_peak_mb": round(restored_peak, 1),
                 "routed": done, "state_saved_again": saved, "rss_after_mb": round(targets.rss_mb(pid), 1),
                 "peak_mb": round(targets.rss_mb(pid, "VmHWM"), 1)}
@@ -145,19 +155,30 @@ def main() -> None:
     ap.add_argument("--no-server", action="store_true")
     ap.add_argument("--restore-server", action="store_true",
                     help="also start a server on the core's snapshot (all its arms) and route on it")
+    ap.add_argument("--store", choices=("sqlite", "redis"), default="sqlite")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="modelyard-mem-") as td, contextlib.ExitStack() as stack:
         tmp = Path(td)
         sink = stack.enter_context(targets.grpc_helper(tmp, "sink"))[0]
-        cfg = targets.write_bench_config(tmp, sink_port=sink, n_models=args.models)
+        redis = args.store == "redis"
+        cfg = targets.write_bench_config(tmp, sink_port=sink, n_models=args.models, store=args.store)
         snapshot = tmp / "core.snapshot" if args.restore_server else None
-        result: dict[str, Any] = {"core": core_memory(cfg, args.classes, args.models_per_class, snapshot)}
+        result: dict[str, Any] = {"store": args.store,
+                                  "core": core_memory(cfg, args.classes, args.models_per_class, snapshot)}
+        env: dict[str, str] = {}
         if not args.no_server:
-            result["server"] = server_memory(tmp, cfg, args.classes)
+            if redis:
+                (tmp / "r1").mkdir()
+                env["MODELYARD_BENCH_REDIS_URL"] = stack.enter_context(targets.redis_server(tmp / "r1"))
+            result["server"] = server_memory(tmp, cfg, args.classes, env)
         if snapshot is not None:
             (tmp / "modelyard.db").unlink(missing_ok=True)
-            result["restored_server"] = restored_server_memory(tmp, cfg, snapshot, args.classes)
+            if redis:  # a fresh Redis holding only the base
+                (tmp / "r2").mkdir()
+                env["MODELYARD_BENCH_REDIS_URL"] = stack.enter_context(targets.redis_server(tmp / "r2"))
+            os.environ.update(env)  # _save_state opens the store in this process
+            result["restored_server"] = restored_server_memory(tmp, cfg, snapshot, args.classes, env, redis)
     if args.json:
         print(json.dumps(result))
         return

@@ -168,7 +168,7 @@ class Core:
         """Another replica's delta: added (clamped at zero), not recorded as a change."""
     def return_delta(self, data: bytes) -> None:
         """Puts a delta `take_delta` gave back into the record (it could not be sent)."""
-    def restore_shared(self, data: bytes) -> None:
+    def restore_shared(self, data: bytes | bytearray) -> None:
         """Replaces the sums with the replicas' shared state; the record is kept."""
     def arm_count(self) -> int: ...
 

@@ -158,7 +158,7 @@ class RoutingCore:
         """Puts back a delta from `take_delta` that could not be sent: it goes with the next."""
         self._core.return_delta(data)
 
-    def restore_shared(self, data: bytes) -> None:
+    def restore_shared(self, data: bytes | bytearray) -> None:
         """Replaces the sums with the replicas' shared state; recorded changes are kept."""
         self._core.restore_shared(data)
 

@@ -56,7 +56,7 @@ class SharedLearning(Protocol):
     async def append_delta(self, name: str, tag: str, blob: bytes) -> str: ...
     async def read_deltas(self, name: str, after: str, count: int) -> tuple[list[DeltaEntry], str]: ...
     async def load_base(self, name: str) -> SharedBase | None: ...
-    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str]) -> bool: ...
+    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str], tag: str = "") -> bool: ...
     async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool: ...
     async def load_contributions(self, name: str) -> dict[str, bytes]: ...
 
@@ -80,6 +80,7 @@ def _after(a: str, b: str) -> bool:
 class _Scope:
     cursor: str | None = None  # last log entry merged (or included); None before the first sync
     own: list[str] = field(default_factory=list)  # ids of own entries after the cursor
+    base_pos: str | None = None  # position of the newest base this process read or wrote
 
 
 def replica_id(env_name: str) -> str:
@@ -112,7 +113,8 @@ class LearningSync:
         if not await self._receive(name, core, scope):
             log.warning("learning of %s fell behind the trimmed log; catching up from the base", name)
             await self._catch_up(name, core, scope)
-        if await self.store.claim_compaction(name, self.replica, self.compact_interval_s):
+        news = scope.own or scope.cursor != scope.base_pos  # else a base would repeat the last one
+        if news and await self.store.claim_compaction(name, self.replica, self.compact_interval_s):
             await self._write_base(name, core, scope)
 
     async def _send(self, name: str, core: SyncedCore, scope: _Scope) -> None:
@@ -175,7 +177,7 @@ class LearningSync:
             if pending is not None:
                 core.merge_delta(pending)
                 core.return_delta(pending)
-            scope.cursor, scope.own = cursor, []
+            scope.cursor, scope.own, scope.base_pos = cursor, [], base.pos if base else None
             log.info("learning of %s: started from the base at %s and %d later changes",
                      name, pos, len(entries))
             return
@@ -216,7 +218,8 @@ class LearningSync:
                 raise
             scope.own.append(entry_id)
             also.append(entry_id)
-        if await self.store.save_base(name, snapshot, pos, also):
+        if await self.store.save_base(name, snapshot, pos, also, tag=self.replica):
+            scope.base_pos = pos
             log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, len(snapshot))
 
     async def sync_all(self) -> None:

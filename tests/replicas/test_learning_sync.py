@@ -11,7 +11,7 @@ import pytest
 
 from modelyard.core import RoutingCore
 from modelyard.learning_sync import LearningSync, SyncedCore, _after
-from modelyard.store import RedisStore, StoreUnavailable
+from modelyard.store import RedisStore, StoreUnavailable, redis_store
 from tests.core.test_learning import CATALOG
 from tests.redis_fixtures import RedisServer
 
@@ -179,3 +179,25 @@ async def test_a_deployment_of_the_previous_scheme_starts_from_its_contributions
     a, sa = replica(store, "a/1")
     await sa.sync_all()
     assert table(a) == {("m", 2, "edit"): (2.0, 0.0), ("other", 2, "edit"): (0.0, 1.0)}
+
+
+async def test_a_base_in_many_chunks_replaces_the_last_only_when_later(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_store, "BASE_CHUNK", 100)  # every base spans many chunks
+    a, sa = replica(store, "a/1")
+    for c in range(20):
+        teach(a, 1, task_class=f"c{c}")
+    await sa.sync_all()  # writes the first base
+    base = await store.load_base(NAME)
+    assert base is not None and bytes(base.snapshot) == a.snapshot()
+    red = store._r
+    assert red is not None
+    assert int(await red.hget(store.keys.learn_base(NAME), "n")) > 10
+    # An older position loses, and its staged chunks go with it.
+    assert not await store.save_base(NAME, b"stale", "1-0", [], tag="old/1")
+    assert (await store.load_base(NAME)) == base
+    assert await red.keys(f"*{NAME}:base:*") == []
+    fresh, sf = replica(store, "fresh/1")
+    await sf.sync_all()
+    assert table(fresh) == table(a)

@@ -2,6 +2,7 @@
 //! release the GIL for the work, convert results back. `CoreError` becomes the Python
 //! `CoreError(ValueError)` here and nowhere else.
 
+use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -227,8 +228,20 @@ impl PyCore {
             .map_err(err)
     }
 
-    fn restore_shared(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        py.allow_threads(|| self.inner.restore_shared(data))
+    /// Takes any contiguous byte buffer (the service assembles a large shared state in a
+    /// bytearray, chunk by chunk, rather than joining chunks into a second copy).
+    fn restore_shared(&self, py: Python<'_>, data: PyBuffer<u8>) -> PyResult<()> {
+        if !data.is_c_contiguous() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "data: must be a contiguous byte buffer (bytes, bytearray)",
+            ));
+        }
+        // SAFETY: `data` holds the buffer exported until it drops, after this call, so the
+        // memory stays allocated and the object cannot be resized; it is `len_bytes` long and
+        // contiguous. The service does not write to the buffer while restoring from it.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(data.buf_ptr().cast::<u8>(), data.len_bytes()) };
+        py.allow_threads(|| self.inner.restore_shared(bytes))
             .map_err(err)
     }
 

@@ -148,7 +148,7 @@ class DeltaEntry:
 class SharedBase:
     """A full snapshot of shared learning: every log entry up to `pos`, and the entries `also`."""
 
-    snapshot: bytes
+    snapshot: bytes | bytearray
     pos: str
     also: list[str]
 

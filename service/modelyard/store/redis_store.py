@@ -65,22 +65,27 @@ MAX_CONNECTIONS = 64
 # verdict. Changes the status only while it is pending, so the first verdict wins, atomically.
 BASE_CHUNK = 4 << 20  # a base is stored and read in 4 MiB fields, each well within a socket timeout
 
-# KEYS: base hash, log stream. ARGV: pos, its ms and seq parts, also, chunk count, chunks.
+STAGING_TTL_MS = 600_000
+
+# KEYS: base hash, log stream, staging hash (holding the chunks c0..). ARGV: pos, its ms and seq
+# parts, also, chunk count, total length.
 SAVE_BASE_LUA = """
-local cur = redis.call('HMGET', KEYS[1], 'pos', 'n')
-if cur[1] then
-  local ms, seq = string.match(cur[1], '(%d+)-(%d+)')
+local cur = redis.call('HGET', KEYS[1], 'pos')
+if cur then
+  local ms, seq = string.match(cur, '(%d+)-(%d+)')
   local nms, nseq = tonumber(ARGV[2]), tonumber(ARGV[3])
   ms, seq = tonumber(ms), tonumber(seq)
-  if nms < ms or (nms == ms and nseq <= seq) then return 0 end
-  for i = tonumber(ARGV[5]), tonumber(cur[2]) - 1 do redis.call('HDEL', KEYS[1], 'c' .. i) end
+  if nms < ms or (nms == ms and nseq <= seq) then
+    redis.call('DEL', KEYS[3])
+    return 0
+  end
 end
-for i = 0, tonumber(ARGV[5]) - 1 do redis.call('HSET', KEYS[1], 'c' .. i, ARGV[6 + i]) end
-redis.call('HSET', KEYS[1], 'pos', ARGV[1], 'also', ARGV[4], 'n', ARGV[5])
-if cur[1] then
-  redis.call('XTRIM', KEYS[2], 'MINID', cur[1])
-  redis.call('HSET', KEYS[1], 'trimmed', cur[1])
-end
+if redis.call('HLEN', KEYS[3]) ~= tonumber(ARGV[5]) then return redis.error_reply('base chunks missing') end
+redis.call('HSET', KEYS[3], 'pos', ARGV[1], 'also', ARGV[4], 'n', ARGV[5], 'len', ARGV[6])
+if cur then redis.call('HSET', KEYS[3], 'trimmed', cur) end
+redis.call('RENAME', KEYS[3], KEYS[1])
+redis.call('PERSIST', KEYS[1])
+if cur then redis.call('XTRIM', KEYS[2], 'MINID', cur) end
 return 1
 """
 
@@ -355,29 +360,44 @@ class RedisStore:
         return entries, trimmed.decode() if trimmed else "0-0"
 
     async def load_base(self, name: str) -> SharedBase | None:
-        """The newest base of core `name`, read chunk by chunk; None when none was written."""
+        """The newest base of core `name`, read chunk by chunk into one buffer (never a second
+        copy); None when none was written."""
         key = self.keys.learn_base(name)
         for _ in range(3):  # a base replaced while it was read is read again
             async with self._io() as red:
-                pos, also, n = await red.hmget(key, "pos", "also", "n")
+                pos, also, n, size = await red.hmget(key, "pos", "also", "n", "len")
                 if pos is None:
                     return None
-                chunks = [await red.hget(key, f"c{i}") for i in range(int(n))]
-                if await red.hget(key, "pos") != pos or any(c is None for c in chunks):
+                snapshot, at, complete = bytearray(int(size)), 0, True
+                for i in range(int(n)):
+                    chunk = await red.hget(key, f"c{i}")
+                    if chunk is None or at + len(chunk) > len(snapshot):
+                        complete = False
+                        break
+                    snapshot[at:at + len(chunk)] = chunk
+                    at += len(chunk)
+                if not complete or at != len(snapshot) or await red.hget(key, "pos") != pos:
                     continue
-            return SharedBase(b"".join(chunks), pos.decode(), also.decode().split())
+            return SharedBase(snapshot, pos.decode(), also.decode().split())
         raise StoreError(f"learned base of {name!r} kept changing while it was read; retry")
 
-    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str]) -> bool:
+    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str], tag: str = "") -> bool:
         """Replace the base when `pos` is later than the stored one's, and trim the log to the
         replaced base's position (its entries stay for readers still catching up from it).
-        False when a later base is already there."""
+        False when a later base is already there. The chunks go to a staging key one command
+        each (no command holds the whole base), which one script then renames over the base."""
         ms, seq = (int(x) for x in pos.split("-"))
+        k = self.keys
+        staging = f"{k.learn_base(name)}:{tag or 'next'}"
         view = memoryview(blob)  # slices without copies: a base may be hundreds of MB
-        chunks = [view[i:i + BASE_CHUNK] for i in range(0, len(blob), BASE_CHUNK)] or [view]
-        async with self._io():
-            done = await self._save_base(keys=[self.keys.learn_base(name), self.keys.learn_log(name)],
-                                         args=[pos, ms, seq, " ".join(also), len(chunks), *chunks])
+        chunks = [view[i:i + BASE_CHUNK] for i in range(0, len(blob), BASE_CHUNK)]
+        async with self._io() as red:
+            await red.delete(staging)
+            for i, chunk in enumerate(chunks):
+                await red.hset(staging, f"c{i}", chunk)
+                await red.pexpire(staging, STAGING_TTL_MS)  # a writer that dies leaves nothing behind
+            done = await self._save_base(keys=[k.learn_base(name), k.learn_log(name), staging],
+                                         args=[pos, ms, seq, " ".join(also), len(chunks), len(blob)])
         return bool(done)
 
     async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool:
