@@ -81,7 +81,8 @@ fn benches(c: &mut Criterion) {
             black_box(core.route(black_box(&req)))
         });
     });
-    // The learning sync (Redis) snapshots and restores every second; a replica saves every 30 s.
+    // A replica saves every 30 s (SQLite); shared learning writes a base every 60 s and a new
+    // replica restores one.
     let mut snap = c.benchmark_group("snapshot_64k_arms");
     snap.sample_size(20);
     snap.bench_function("encode", |b| {
@@ -102,6 +103,20 @@ fn benches(c: &mut Criterion) {
     c.bench_function("report_update", |b| {
         b.iter(|| {
             i = (i + 1) % reports.len();
+            black_box(core.report(black_box(&reports[i])))
+        });
+    });
+    // Shared learning (Redis): every change is also recorded for the next delta, taken (and
+    // encoded) once per second; here once per 1,000 reports.
+    core.track_changes();
+    let mut n = 0usize;
+    c.bench_function("report_update_tracked", |b| {
+        b.iter(|| {
+            i = (i + 1) % reports.len();
+            n += 1;
+            if n % 1_000 == 0 {
+                black_box(core.take_delta().unwrap_or_else(|e| panic!("{e}")));
+            }
             black_box(core.report(black_box(&reports[i])))
         });
     });
