@@ -43,7 +43,10 @@ def teach(core: RoutingCore, n: int, *, model: str = "m", task_class: str = "edi
 
 
 def table(core: RoutingCore) -> dict[tuple[str, int, str], tuple[float, float]]:
-    return {(a.model, a.role, a.task_class): (round(a.successes, 9), round(a.failures, 9)) for a in core.arms()}
+    """Each arm's outcomes; an arm left with none (a replaced state's, on another replica) reads
+    as no evidence, like a missing one."""
+    return {(a.model, a.role, a.task_class): (round(a.successes, 9), round(a.failures, 9)) for a in core.arms()
+            if round(a.successes, 9) or round(a.failures, 9)}
 
 
 async def test_replicas_converge_on_everyone_s_reports_and_merges_are_not_sent_back(store: RedisStore) -> None:
@@ -201,3 +204,21 @@ async def test_a_base_in_many_chunks_replaces_the_last_only_when_later(
     fresh, sf = replica(store, "fresh/1")
     await sf.sync_all()
     assert table(fresh) == table(a)
+
+
+async def test_an_import_on_one_replica_reaches_the_others(store: RedisStore) -> None:
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    teach(a, 2)
+    teach(b, 1, status=2, model="other")
+    for s in (sa, sb, sa):
+        await s.sync_all()
+    exported = RoutingCore(CATALOG)
+    teach(exported, 5, task_class="imported")
+    a.restore(exported.snapshot())  # ImportState(merge=False) on replica a
+    await sa.sync_all()
+    await sb.sync_all()
+    assert table(b) == table(a) == table(exported)
+    a.merge(exported.snapshot())  # ImportState(merge=True)
+    await sa.sync_all()
+    await sb.sync_all()
+    assert table(b)[("m", 2, "imported")] == (10.0, 0.0)

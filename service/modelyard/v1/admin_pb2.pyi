@@ -181,6 +181,10 @@ Global___ExportStateResponse: _TypeAlias = ExportStateResponse  # noqa: Y015
 
 @_typing.final
 class ImportStateRequest(_message.Message):
+    """With the Redis store, an import on one replica reaches every replica with the next learning
+    sync (it is sent as a change): a replace replaces the learned state of the whole deployment.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_FIELD_NUMBER: _builtins.int
