@@ -94,3 +94,36 @@ def _success_after_restart(cluster) -> float:
     fresh = cluster.spawn("r-new")  # a new replica id: it adopts nothing, merges everyone's
     cluster.wait_ready(fresh)
     return _success(fresh.address)
+
+
+def _evidence(address: str, model: str = "licensed-coder") -> float:
+    with grpc.insecure_channel(address) as ch:
+        resp = catalog_pb2_grpc.CatalogStub(ch).ListModels(catalog_pb2.ListModelsRequest(include_estimates=True),
+                                                           metadata=auth(), timeout=5)
+    info = next(m for m in resp.models if m.model_id == model)
+    return sum(e.evidence for e in info.estimates
+               if e.role == types_pb2.ROLE_EXECUTOR and e.task_class == TASK.task_class)
+
+
+def test_every_replica_serves_each_report_exactly_once(cluster_factory):
+    cluster = cluster_factory(3)
+    plan = {0: [types_pb2.OUTCOME_STATUS_SUCCESS] * 6,
+            1: [types_pb2.OUTCOME_STATUS_FAILURE] * 4,
+            2: [types_pb2.OUTCOME_STATUS_SUCCESS, types_pb2.OUTCOME_STATUS_FAILURE] * 3}
+    for i, statuses in plan.items():
+        with grpc.insecure_channel(cluster.replicas[i].address) as ch:
+            stub = router_pb2_grpc.RouterStub(ch)
+            for status in statuses:
+                d = stub.Route(router_pb2.RouteRequest(
+                    request_id=uuid.uuid4().hex, job_id="j", task=TASK,
+                    constraints=types_pb2.Constraints(allowed_models=["licensed-coder"])), metadata=auth(), timeout=5)
+                stub.ReportOutcome(router_pb2.OutcomeReport(decision_id=d.decision_id, status=status),
+                                   metadata=auth(), timeout=5)
+    total = sum(len(s) for s in plan.values())
+    reported = time.monotonic()
+    addresses = [r.address for r in cluster.replicas]
+    while any(abs(_evidence(a) - total) > 1e-3 for a in addresses):
+        assert time.monotonic() - reported < 5, [_evidence(a) for a in addresses]
+        time.sleep(0.05)
+    time.sleep(1.5)  # three more syncs: merged changes are never sent or merged again
+    assert [round(_evidence(a), 3) for a in addresses] == [total] * 3
