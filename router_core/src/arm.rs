@@ -326,7 +326,8 @@ pub struct ArmTable {
     pub t0: Option<f64>,
     rows: FxHashMap<(u8, u32), Row>,
     /// With `track_changes`: what `with_arm` and `for_each_class_arm` changed since the journal
-    /// was last taken, as differences of the stored sums, in a table with its own names (so it
+    /// was last taken, as differences of the stored sums, keyed by this table's model and class
+    /// ids (its own name tables stay empty until `take_journal` copies this table's in, so it
     /// encodes like a snapshot). Merges (`with_arm_untracked`) are not changes; a rebase scales
     /// the journal with the table. Shared learning sends it to the other replicas.
     journal: Option<Box<ArmTable>>,
@@ -365,7 +366,7 @@ impl ArmTable {
         let before = row.arm(i).sums;
         let out = row.update(i, f);
         let diff = row.arm(i).sums.minus(&before);
-        journal.record((&self.models, &self.classes), self.t0, key, &diff);
+        journal.record(self.t0, key, &diff);
         out
     }
 
@@ -376,8 +377,8 @@ impl ArmTable {
         row.update(i, f)
     }
 
-    /// Adds `diff` (sums of the table `names` belong to, at its epoch `t0`) under `key`.
-    fn record(&mut self, names: (&Interner, &Interner), t0: Option<f64>, key: ArmKey, diff: &Sums) {
+    /// Adds `diff` (sums of the owning table at its epoch `t0`) under `key`.
+    fn record(&mut self, t0: Option<f64>, key: ArmKey, diff: &Sums) {
         if *diff == Sums::default() {
             return;
         }
@@ -385,15 +386,6 @@ impl ArmTable {
             self.t0.is_none() || self.t0 == t0,
             "journal and table epochs differ"
         );
-        let key = ArmKey {
-            model: self.models.intern(names.0.name(key.model)),
-            role: key.role,
-            class: if key.class == ALL_CLASSES {
-                ALL_CLASSES
-            } else {
-                self.classes.intern(names.1.name(key.class))
-            },
-        };
         self.t0 = t0;
         self.with_arm_untracked(key, |a| a.sums.merge(diff));
     }
@@ -409,10 +401,30 @@ impl ArmTable {
         self.journal.is_some()
     }
 
-    /// The changes recorded since the last call (`None` when not tracking), leaving an empty
-    /// journal.
-    pub fn take_journal(&mut self) -> Option<ArmTable> {
-        self.journal.as_deref_mut().map(std::mem::take)
+    /// Hands the changes recorded since the last call, with this table's names lent to them, to
+    /// `f` (which encodes them), leaving an empty journal; `None` when not tracking.
+    pub fn take_journal<R>(&mut self, f: impl FnOnce(&ArmTable) -> R) -> Option<R> {
+        let mut taken = std::mem::take(self.journal.as_deref_mut()?);
+        std::mem::swap(&mut taken.models, &mut self.models);
+        std::mem::swap(&mut taken.classes, &mut self.classes);
+        let out = f(&taken);
+        std::mem::swap(&mut taken.models, &mut self.models);
+        std::mem::swap(&mut taken.classes, &mut self.classes);
+        Some(out)
+    }
+
+    /// Applies `f` to the journal with this table's names lent to it (a merge into the journal
+    /// interns through them, so the journal's ids stay this table's); nothing when not tracking.
+    pub fn with_journal(&mut self, f: impl FnOnce(&mut ArmTable)) {
+        let Some(mut journal) = self.journal.take() else {
+            return;
+        };
+        std::mem::swap(&mut journal.models, &mut self.models);
+        std::mem::swap(&mut journal.classes, &mut self.classes);
+        f(&mut journal);
+        std::mem::swap(&mut journal.models, &mut self.models);
+        std::mem::swap(&mut journal.classes, &mut self.classes);
+        self.journal = Some(journal);
     }
 
     /// Brings the table and its journal to the same epoch start, the later of the two (a restore
@@ -431,11 +443,6 @@ impl ArmTable {
         }
     }
 
-    /// The journal itself, to put back changes that could not be sent.
-    pub fn journal_mut(&mut self) -> Option<&mut ArmTable> {
-        self.journal.as_deref_mut()
-    }
-
     /// Records every arm's sums times `sign` as a change (a restore that replaces the state
     /// records −old, then +new).
     pub fn record_all(&mut self, sign: f64) {
@@ -446,8 +453,7 @@ impl ArmTable {
             for (model, arm) in row.arms() {
                 let mut diff = arm.sums;
                 diff.scale(sign);
-                let key = ArmKey { model, role, class };
-                journal.record((&self.models, &self.classes), self.t0, key, &diff);
+                journal.record(self.t0, ArmKey { model, role, class }, &diff);
             }
         }
     }
@@ -474,9 +480,8 @@ impl ArmTable {
             };
             let before = row.arm(i).sums;
             row.update(i, &mut f);
-            let key = ArmKey { model, role, class };
             let diff = row.arm(i).sums.minus(&before);
-            journal.record((&self.models, &self.classes), self.t0, key, &diff);
+            journal.record(self.t0, ArmKey { model, role, class }, &diff);
         }
     }
 

@@ -496,10 +496,8 @@ impl Core {
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
         snap.merge_into(&mut st.table, lambda);
-        if let Some(journal) = st.table.journal_mut() {
-            snap.add_to_journal(journal, lambda);
-            st.table.align_journal(lambda);
-        }
+        st.table.with_journal(|j| snap.add_to_journal(j, lambda));
+        st.table.align_journal(lambda);
         st.last_now = st.last_now.max(snap.last_now());
         Ok(())
     }
@@ -512,17 +510,15 @@ impl Core {
     /// The changes since the last call, as a delta for the other replicas' `merge_delta`;
     /// `None` when nothing changed (or changes are not tracked).
     pub fn take_delta(&self) -> Result<Option<Vec<u8>>> {
-        let (journal, half_life_s, last_now) = {
-            let mut st = self.state.write();
-            let journal = st.table.take_journal();
-            (journal, st.catalog.policy.half_life_s, st.last_now)
-        };
-        match journal {
-            Some(j) if j.rows().next().is_some() => {
-                Ok(Some(snapshot::encode_delta(&j, half_life_s, last_now)?))
-            }
-            _ => Ok(None),
-        }
+        let mut st = self.state.write();
+        let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
+        // Encoded under the lock: a delta holds only what changed since the last one.
+        let delta = st.table.take_journal(|j| {
+            j.rows()
+                .next()
+                .map(|_| snapshot::encode_delta(j, half_life_s, last_now))
+        });
+        delta.flatten().transpose()
     }
 
     /// Another replica's changes: added (clamped at zero), not recorded as a change here.
@@ -540,10 +536,8 @@ impl Core {
         let delta = snapshot::decode_delta(data)?;
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
-        if let Some(journal) = st.table.journal_mut() {
-            delta.add_to_journal(journal, lambda);
-            st.table.align_journal(lambda);
-        }
+        st.table.with_journal(|j| delta.add_to_journal(j, lambda));
+        st.table.align_journal(lambda);
         Ok(())
     }
 
