@@ -103,6 +103,10 @@ class LearningSync:
         self.compact_interval_s = compact_interval_s
         self._scopes: dict[str, _Scope] = {}
         self._task: asyncio.Task[None] | None = None
+        # One sync at a time: the periodic one and the App's state saves would otherwise
+        # interleave at their awaits (a catch-up between another sync's take_delta and its
+        # append would drop that delta from this replica's own view).
+        self._lock = asyncio.Lock()
 
     async def sync_core(self, key: str, core: SyncedCore) -> None:
         name = self.name_of(key)
@@ -223,9 +227,10 @@ class LearningSync:
             log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, len(snapshot))
 
     async def sync_all(self) -> None:
-        for key, core in list(self.cores().items()):
-            if isinstance(core, SyncedCore):
-                await self.sync_core(key, core)
+        async with self._lock:
+            for key, core in list(self.cores().items()):
+                if isinstance(core, SyncedCore):
+                    await self.sync_core(key, core)
 
     async def start(self) -> None:
         """First sync (a new replica starts from the shared state), then the periodic task."""

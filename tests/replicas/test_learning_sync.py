@@ -4,6 +4,7 @@ catch up when they fell behind the trimmed log, and skip what this build cannot 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -12,6 +13,7 @@ import pytest
 from modelyard.core import RoutingCore
 from modelyard.learning_sync import LearningSync, SyncedCore, _after
 from modelyard.store import RedisStore, StoreUnavailable, redis_store
+from modelyard.store.base import DeltaEntry
 from tests.core.test_learning import CATALOG
 from tests.redis_fixtures import RedisServer
 
@@ -222,3 +224,34 @@ async def test_an_import_on_one_replica_reaches_the_others(store: RedisStore) ->
     await sa.sync_all()
     await sb.sync_all()
     assert table(b)[("m", 2, "imported")] == (10.0, 0.0)
+
+
+async def test_concurrent_syncs_of_one_replica_lose_nothing(store: RedisStore) -> None:
+    """The periodic sync and a state save may run at once. Here a state save starts while the
+    periodic sync catches up (the log was trimmed past the replica), with new reports arriving
+    in between: they stay in the replica's view."""
+    (a, sa), (c, sc) = replica(store, "a/1"), replica(store, "c/1", compact_s=1.0)
+    await sa.sync_all()
+    store_r = store._r
+    assert store_r is not None
+    for n in range(2):  # two bases after a's cursor: the log is trimmed past it
+        await store_r.delete(store.keys.learn_lease(NAME))
+        teach(c, 1, model="other", task_class=f"c{n}")
+        await sc.sync_all()
+    real = store.read_deltas
+    saves: list[asyncio.Task[None]] = []
+
+    async def read_deltas(name: str, after: str, count: int) -> tuple[list[DeltaEntry], str]:
+        if sa._scopes[NAME].cursor is not None and not saves and after == "0-0":  # catching up
+            teach(a, 3)  # reports arrive while the catch-up reads the log
+            saves.append(asyncio.create_task(sa.sync_all()))  # and a state save starts
+        return await real(name, after, count)
+
+    store.read_deltas = read_deltas  # type: ignore[method-assign]
+    await sa.sync_all()
+    await asyncio.gather(*saves)
+    store.read_deltas = real  # type: ignore[method-assign]
+    await sc.sync_all()
+    assert saves, "the catch-up happened"
+    assert table(a)[("m", 2, "edit")] == (3.0, 0.0)
+    assert table(a) == table(c)
