@@ -48,10 +48,6 @@ impl LogNormalSums {
         self.wl += o.wl;
         self.wl2 += o.wl2;
     }
-
-    fn fields(&self) -> [f64; 3] {
-        [self.w, self.wl, self.wl2]
-    }
 }
 
 /// z of the normal distribution's 90th percentile.
@@ -244,57 +240,50 @@ impl Sums {
         }
     }
 
-    /// Every field finite (a difference: any sign).
-    pub fn is_all_finite(&self) -> bool {
+    /// Every field, in a fixed order (see `SIGNED`).
+    fn fields(&self) -> [f64; 21] {
+        let (i, o, c, l) = (self.ratio_in, self.ratio_out, self.cost_ratio, self.latency);
         [
             self.successes,
             self.failures,
+            i.w,
+            i.wl,
+            i.wl2,
+            o.w,
+            o.wl,
+            o.wl2,
+            c.w,
+            c.wl,
+            c.wl2,
             self.tokens_w,
             self.input_plain,
             self.cached_plain,
             self.output_plain,
             self.cost_w,
             self.cost_plain,
-            self.latency.w,
-            self.latency.wx,
-            self.latency.wl,
-            self.latency.wl2,
+            l.w,
+            l.wx,
+            l.wl,
+            l.wl2,
         ]
-        .iter()
-        .all(|v| v.is_finite())
-            && [self.ratio_in, self.ratio_out, self.cost_ratio]
-                .iter()
-                .all(|r| r.fields().iter().all(|v| v.is_finite()))
+    }
+
+    /// Every field finite (a difference: any sign).
+    pub fn is_all_finite(&self) -> bool {
+        self.fields().iter().all(|v| v.is_finite())
     }
 
     /// Every field finite; weights and plain sums ≥ 0 (Σw·ln r may be negative).
     pub fn is_finite(&self) -> bool {
-        let non_negative = [
-            self.successes,
-            self.failures,
-            self.ratio_in.w,
-            self.ratio_in.wl2,
-            self.ratio_out.w,
-            self.ratio_out.wl2,
-            self.cost_ratio.w,
-            self.cost_ratio.wl2,
-            self.tokens_w,
-            self.input_plain,
-            self.cached_plain,
-            self.output_plain,
-            self.cost_w,
-            self.cost_plain,
-            self.latency.w,
-            self.latency.wx,
-            self.latency.wl2,
-        ];
-        non_negative.iter().all(|v| v.is_finite() && *v >= -1e-9)
-            && self.latency.wl.is_finite()
-            && [self.ratio_in, self.ratio_out, self.cost_ratio]
-                .iter()
-                .all(|r| r.fields().iter().all(|v| v.is_finite()))
+        self.fields()
+            .iter()
+            .enumerate()
+            .all(|(k, v)| v.is_finite() && (SIGNED.contains(&k) || *v >= -1e-9))
     }
 }
+
+/// Positions in `Sums::fields` of the sums of logarithms, which may be negative.
+const SIGNED: [usize; 4] = [3, 6, 9, 19];
 
 /// The shared rebase schedule: epochs start at multiples of the half-life, so every replica with
 /// the same catalog picks the same t0 and weights grow at most ×2 before the next rebase.
