@@ -327,9 +327,9 @@ pub struct ArmTable {
     rows: FxHashMap<(u8, u32), Row>,
     /// With `track_changes`: what `with_arm` and `for_each_class_arm` changed since the journal
     /// was last taken, as differences of the stored sums, keyed by this table's model and class
-    /// ids (its own name tables stay empty until `take_journal` copies this table's in, so it
-    /// encodes like a snapshot). Merges (`with_arm_untracked`) are not changes; a rebase scales
-    /// the journal with the table. Shared learning sends it to the other replicas.
+    /// ids (its own name tables stay empty; `with_journal` lends it this table's, so it encodes
+    /// like a snapshot). Merges (`with_arm_untracked`) are not changes; a rebase scales the
+    /// journal with the table. Shared learning sends it to the other replicas.
     journal: Option<Box<ArmTable>>,
 }
 
@@ -397,20 +397,15 @@ impl ArmTable {
         }
     }
 
-    pub fn tracks_changes(&self) -> bool {
-        self.journal.is_some()
-    }
-
     /// Hands the changes recorded since the last call, with this table's names lent to them, to
     /// `f` (which encodes them), leaving an empty journal; `None` when not tracking.
     pub fn take_journal<R>(&mut self, f: impl FnOnce(&ArmTable) -> R) -> Option<R> {
-        let mut taken = std::mem::take(self.journal.as_deref_mut()?);
-        std::mem::swap(&mut taken.models, &mut self.models);
-        std::mem::swap(&mut taken.classes, &mut self.classes);
-        let out = f(&taken);
-        std::mem::swap(&mut taken.models, &mut self.models);
-        std::mem::swap(&mut taken.classes, &mut self.classes);
-        Some(out)
+        let mut out = None;
+        self.with_journal(|j| {
+            out = Some(f(j));
+            j.clear(); // the sums; the lent names go back
+        });
+        out
     }
 
     /// Applies `f` to the journal with this table's names lent to it (a merge into the journal

@@ -61,8 +61,6 @@ WAIT_TIMEOUT_MS = 500
 MAX_CONNECTIONS = 64
 
 
-# A Dispatch call's verdict: KEYS[1] the decision hash; ARGV[1] VERDICT_PENDING, ARGV[2] the
-# verdict. Changes the status only while it is pending, so the first verdict wins, atomically.
 BASE_CHUNK = 4 << 20  # a base is stored and read in 4 MiB fields, each well within a socket timeout
 
 STAGING_TTL_MS = 600_000
@@ -89,6 +87,8 @@ if cur then redis.call('XTRIM', KEYS[2], 'MINID', cur) end
 return 1
 """
 
+# A Dispatch call's verdict: KEYS[1] the decision hash; ARGV[1] VERDICT_PENDING, ARGV[2] the
+# verdict. Changes the status only while it is pending, so the first verdict wins, atomically.
 VERDICT_LUA = """
 if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
