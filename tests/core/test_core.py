@@ -133,8 +133,12 @@ def test_many_threads_route_and_report_concurrently(core: _core.Core) -> None:
 def test_snapshots_taken_while_another_thread_adds_arms_are_whole(core: _core.Core) -> None:
     """The binding sizes the bytes object first and encodes into it after; arms added in between
     (new classes reported from another thread, the GIL released) must not tear a snapshot."""
+    arms = 20_000
+    snapshotting = threading.Event()
+
     def learn() -> None:
-        for i in range(3000):
+        snapshotting.wait(5)  # start while the snapshots are being taken, however busy the machine
+        for i in range(arms):
             core.report(model="cheap", role=EXECUTOR, task_class=f"class-{i}", status=1, now=100.0,
                         input_tokens=1000, output_tokens=100, latency_ms=900.0)
 
@@ -143,10 +147,11 @@ def test_snapshots_taken_while_another_thread_adds_arms_are_whole(core: _core.Co
     counts = []
     while writer.is_alive() or not counts:
         data = core.snapshot()
+        snapshotting.set()
         other = _core.Core(json.dumps(CATALOG))
         other.restore(data)  # a torn or mis-sized snapshot fails to decode
         assert other.snapshot() == data
         counts.append(other.arm_count())
     writer.join()
-    assert counts == sorted(counts) and core.arm_count() == 3000
+    assert counts == sorted(counts) and core.arm_count() == arms
     assert len(set(counts)) > 1  # some snapshots were taken while arms were being added
