@@ -512,17 +512,13 @@ fn check_arm(version: u32, i: usize, a: &SnapArm, h: &Header, delta: bool) -> Re
             "names a model or class index beyond the body's name tables",
         ));
     }
-    if delta && !a.sums.is_all_finite() {
-        return Err(CoreError::field(
-            format!("delta.arms[{i}].sums"),
-            "must be finite",
-        ));
-    }
-    if !delta && !a.sums.is_finite() {
-        return Err(CoreError::field(
-            format!("snapshot.arms[{i}].sums"),
-            "must be finite and ≥ 0",
-        ));
+    let (ok, what, rule) = if delta {
+        (a.sums.is_all_finite(), "delta", "must be finite")
+    } else {
+        (a.sums.is_finite(), "snapshot", "must be finite and ≥ 0")
+    };
+    if !ok {
+        return Err(CoreError::field(format!("{what}.arms[{i}].sums"), rule));
     }
     Ok(())
 }
@@ -551,13 +547,6 @@ pub fn decode_delta(data: &[u8]) -> Result<Decoded<'_>> {
             "not a modelyard core delta (bad magic)",
         ));
     }
-    let version = u32::from_le_bytes([data[8], data[9], data[10], data[11]]);
-    if version != VERSION {
-        return Err(CoreError::field(
-            "delta.version",
-            format!("unsupported version {version}, expected {VERSION}"),
-        ));
-    }
     decode_body(data, true)
 }
 
@@ -565,6 +554,12 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     let mut v = [0u8; 4];
     v.copy_from_slice(&data[8..12]);
     let version = u32::from_le_bytes(v);
+    if delta && version != VERSION {
+        return Err(CoreError::field(
+            "delta.version",
+            format!("unsupported version {version}, expected {VERSION}"),
+        ));
+    }
     let body = &data[12..];
     let mut per_row: HashMap<(u8, u32), usize> = HashMap::new();
     let (header, arms) = match version {
