@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import redis
 
 from bench.load import targets
 from bench.load.loadgen import run_load
@@ -129,10 +130,31 @@ def restored_server_memory(tmp: Path, cfg: Path, snapshot: Path, classes: int, e
         port, pid = stack.enter_context(targets.modelyard_server(cfg, tmp, env))
         restored, restored_peak = targets.rss_mb(pid), targets.rss_mb(pid, "VmHWM")
         done = asyncio.run(drive_server(port, classes, 16))
-        saved = redis or _wait_for_save(tmp / "modelyard.db", after=0.0, timeout_s=STATE_SAVE_INTERVAL_S + 30)
+        saved = (_wait_for_base(env["MODELYARD_BENCH_REDIS_URL"], timeout_s=90) if redis else
+                 _wait_for_save(tmp / "modelyard.db", after=0.0, timeout_s=STATE_SAVE_INTERVAL_S + 30))
         return {"restored_mb": round(restored, 1), "restored_peak_mb": round(restored_peak, 1),
                 "routed": done, "state_saved_again": saved, "rss_after_mb": round(targets.rss_mb(pid), 1),
                 "peak_mb": round(targets.rss_mb(pid, "VmHWM"), 1)}
+
+
+def _wait_for_base(url: str, timeout_s: float) -> bool:
+    """Until the server has written a base past the one it started from (position 0-0): the peak
+    of writing one counts."""
+    from modelyard.app import SHARED, App
+    from modelyard.store import RedisStore
+
+    key = RedisStore(url, key_prefix="bench").keys.learn_base(App._state_name(SHARED))
+    red = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            pos = red.hget(key, "pos")
+            if pos is not None and pos != b"0-0":
+                return True
+            time.sleep(1.0)
+    finally:
+        red.close()
+    return False
 
 
 def _wait_for_save(db: Path, after: float, timeout_s: float) -> bool:
@@ -193,7 +215,8 @@ def main() -> None:
     if "restored_server" in result:
         r = result["restored_server"]
         print(f"server started on that snapshot: VmRSS {r['restored_mb']} MB (peak {r['restored_peak_mb']}); after"
-              f" {r['routed']} more routed+settled steps and {'a' if r['state_saved_again'] else 'NO'} state save:"
+              f" {r['routed']} more routed+settled steps and {'a' if r['state_saved_again'] else 'NO'} state save"
+              f"{' (a base)' if result['store'] == 'redis' else ''}:"
               f" {r['rss_after_mb']} MB (peak {r['peak_mb']})")
 
 
