@@ -157,7 +157,7 @@ class LearningSync:
         """Restores the newest base and merges every later entry (see the module docstring)."""
         for _ in range(3):
             base = await self.store.load_base(name)
-            snapshot, pos, also = await self._legacy(name) if base is None else (
+            snapshot, pos, also = await self._legacy(name, core.catalog) if base is None else (
                 base.snapshot, base.pos, set(base.also))
             entries: list[DeltaEntry] = []
             cursor, complete = pos, True
@@ -187,12 +187,12 @@ class LearningSync:
             return
         raise StoreError(f"learning of {name!r}: the base kept moving while catching up; will retry")
 
-    async def _legacy(self, name: str) -> tuple[bytes | None, str, set[str]]:
+    async def _legacy(self, name: str, catalog: dict[str, Any]) -> tuple[bytes | None, str, set[str]]:
         """No base yet: start from the full contributions of the previous scheme, if any."""
         contributions = await self.store.load_contributions(name)
         if not contributions:
             return None, START, set()
-        total = RoutingCore(self._catalog_of(name))
+        total = RoutingCore(catalog)
         for replica, blob in contributions.items():
             try:
                 total.merge(blob)
@@ -201,12 +201,6 @@ class LearningSync:
         log.info("learning of %s: starting from %d replicas' contributions of the previous scheme",
                  name, len(contributions))
         return total.snapshot(), START, set()
-
-    def _catalog_of(self, name: str) -> dict[str, Any]:
-        for key, core in self.cores().items():
-            if self.name_of(key) == name:
-                return core.catalog
-        raise KeyError(name)
 
     async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
         """A base: the state as it is, with the changes not sent yet sent at once as one entry."""
