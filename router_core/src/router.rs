@@ -474,20 +474,34 @@ impl Core {
         Ok(true)
     }
 
+    /// Writes the snapshot to `w` as it is encoded (a file: see `snapshot::encode_to`).
+    pub fn snapshot_to(&self, w: impl std::io::Write) -> Result<()> {
+        let st = self.state.read();
+        snapshot::encode_to(&st.table, st.catalog.policy.half_life_s, st.last_now, w)
+    }
+
     /// Replaces the learned sums (drift windows reset; breakers untouched: they are per process).
     /// When changes are tracked, the replacement is one: the journal records −old and +new, so
     /// the other replicas replace theirs too.
     pub fn restore(&self, data: &[u8]) -> Result<()> {
-        let snap = snapshot::decode(data)?;
+        self.restore_decoded(&snapshot::decode(data)?)
+    }
+
+    /// `restore` from a snapshot file, read through a buffer (`snapshot::decode_file`).
+    pub fn restore_file(&self, path: &std::path::Path) -> Result<()> {
+        self.restore_decoded(&snapshot::decode_file(path)?)
+    }
+
+    fn restore_decoded(&self, snap: &snapshot::Decoded<'_>) -> Result<()> {
         let mut st = self.state.write();
         st.table.record_all(-1.0);
         st.table.clear();
         let lambda = st.catalog.lambda();
-        snap.merge_into(&mut st.table, lambda);
+        let merged = snap.merge_into(&mut st.table, lambda);
         st.table.align_journal(lambda);
         st.table.record_all(1.0);
         st.last_now = snap.last_now();
-        Ok(())
+        merged
     }
 
     /// Adds a snapshot's sums (an import); a change the journal records when tracked.
@@ -495,11 +509,13 @@ impl Core {
         let snap = snapshot::decode(data)?;
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
-        snap.merge_into(&mut st.table, lambda);
-        st.table.with_journal(|j| snap.add_to_journal(j, lambda));
+        let merged = snap.merge_into(&mut st.table, lambda);
+        let mut journaled = Ok(());
+        st.table
+            .with_journal(|j| journaled = snap.add_to_journal(j, lambda));
         st.table.align_journal(lambda);
         st.last_now = st.last_now.max(snap.last_now());
-        Ok(())
+        merged.and(journaled)
     }
 
     /// From now on, record every change learning makes to the sums, for `take_delta`.
@@ -526,9 +542,9 @@ impl Core {
         let delta = snapshot::decode_delta(data)?;
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
-        delta.merge_into(&mut st.table, lambda);
+        let merged = delta.merge_into(&mut st.table, lambda);
         st.last_now = st.last_now.max(delta.last_now());
-        Ok(())
+        merged
     }
 
     /// Puts back a delta `take_delta` gave that could not be sent: it goes with the next one.
@@ -536,22 +552,32 @@ impl Core {
         let delta = snapshot::decode_delta(data)?;
         let mut st = self.state.write();
         let lambda = st.catalog.lambda();
-        st.table.with_journal(|j| delta.add_to_journal(j, lambda));
+        let mut added = Ok(());
+        st.table
+            .with_journal(|j| added = delta.add_to_journal(j, lambda));
         st.table.align_journal(lambda);
-        Ok(())
+        added
     }
 
     /// Replaces the learned sums with the shared state of all replicas (a replica catching up),
     /// which is not a change of this replica's: the journal keeps what it holds.
     pub fn restore_shared(&self, data: &[u8]) -> Result<()> {
-        let snap = snapshot::decode(data)?;
+        self.restore_shared_decoded(&snapshot::decode(data)?)
+    }
+
+    /// `restore_shared` from a snapshot file (`snapshot::decode_file`).
+    pub fn restore_shared_file(&self, path: &std::path::Path) -> Result<()> {
+        self.restore_shared_decoded(&snapshot::decode_file(path)?)
+    }
+
+    fn restore_shared_decoded(&self, snap: &snapshot::Decoded<'_>) -> Result<()> {
         let mut st = self.state.write();
         st.table.clear();
         let lambda = st.catalog.lambda();
-        snap.merge_into(&mut st.table, lambda);
+        let merged = snap.merge_into(&mut st.table, lambda);
         st.table.align_journal(lambda);
         st.last_now = snap.last_now();
-        Ok(())
+        merged
     }
 
     pub fn arm_count(&self) -> usize {

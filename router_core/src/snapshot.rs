@@ -27,6 +27,9 @@
 
 use std::collections::HashMap;
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
 use bincode::Options as _;
 use serde::ser::{SerializeSeq as _, Serializer};
 use serde::{Deserialize, Serialize};
@@ -279,6 +282,31 @@ fn encode_body(
             format!("buffer of {} bytes for a {want}-byte snapshot", out.len()),
         ));
     }
+    let mut rest: &mut [u8] = out;
+    write_body(table, half_life_s, last_now, &mut rest, magic)?;
+    debug_assert!(rest.is_empty());
+    Ok(())
+}
+
+/// Writes the snapshot to `w` as it encodes it: a file written this way holds `encode`'s bytes
+/// without the snapshot ever existing whole in memory (a million arms are 170 MB).
+pub fn encode_to(table: &ArmTable, half_life_s: f64, last_now: f64, w: impl Write) -> Result<()> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
+    write_body(table, half_life_s, last_now, &mut w, *MAGIC)?;
+    w.flush().map_err(io_error)
+}
+
+fn io_error(e: std::io::Error) -> CoreError {
+    CoreError::field("snapshot", format!("cannot write: {e}"))
+}
+
+fn write_body(
+    table: &ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    mut out: impl Write,
+    magic: [u8; 8],
+) -> Result<()> {
     let (model_ids, class_ids, count) = used_ids(table);
     let (models, model_rank) = ranks(model_ids.iter().map(|&m| (m, table.models.name(m))));
     let (classes, class_rank) = ranks(class_ids.iter().map(|&c| (c, table.classes.name(c))));
@@ -308,16 +336,12 @@ fn encode_body(
             count,
         },
     };
-    let (head, rest) = out.split_at_mut(12);
-    head[..8].copy_from_slice(&magic);
-    head[8..].copy_from_slice(&VERSION.to_le_bytes());
-    let mut rest: &mut [u8] = rest;
+    out.write_all(&magic).map_err(io_error)?;
+    out.write_all(&VERSION.to_le_bytes()).map_err(io_error)?;
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
-        .serialize_into(&mut rest, &body)
-        .map_err(|e| CoreError::field("snapshot", e))?;
-    debug_assert!(rest.is_empty());
-    Ok(())
+        .serialize_into(&mut out, &body)
+        .map_err(|e| CoreError::field("snapshot", e))
 }
 
 /// A checked snapshot, ready to merge. A v5 body is checked arm by arm as it is read and read
@@ -334,6 +358,8 @@ pub struct Decoded<'a> {
 enum Arms<'a> {
     /// The v5 body's bytes.
     Stream(&'a [u8]),
+    /// A file holding a v5 snapshot (`decode_file`), read again by the merge.
+    File(PathBuf),
     /// A v1-v4 body, converted.
     Converted(Vec<SnapArm>),
 }
@@ -456,6 +482,19 @@ fn read_v5(body: &[u8], each: EachArm<'_>) -> Result<Header> {
     }
 }
 
+/// `read_v5` from a reader (a file, read through a buffer rather than whole).
+fn read_v5_from(body: impl Read, each: EachArm<'_>) -> Result<Header> {
+    let mut seed = BodySeed {
+        each,
+        stopped: None,
+    };
+    let out = options().deserialize_from_seed(&mut seed, body);
+    match (out, seed.stopped) {
+        (_, Some(e)) => Err(e),
+        (out, None) => out.map_err(corrupt),
+    }
+}
+
 /// A v1-v4 body with names turned into the v5 tables.
 fn from_v4<S: Into<Sums>>(v: BodyV4<S>) -> (Header, Vec<SnapArm>) {
     let (mut models, mut classes) = (Vec::new(), Vec::new());
@@ -550,10 +589,14 @@ pub fn decode_delta(data: &[u8]) -> Result<Decoded<'_>> {
     decode_body(data, true)
 }
 
-fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
+fn version_of(head: &[u8]) -> u32 {
     let mut v = [0u8; 4];
-    v.copy_from_slice(&data[8..12]);
-    let version = u32::from_le_bytes(v);
+    v.copy_from_slice(&head[8..12]);
+    u32::from_le_bytes(v)
+}
+
+fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
+    let version = version_of(data);
     if delta && version != VERSION {
         return Err(CoreError::field(
             "delta.version",
@@ -561,25 +604,20 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
         ));
     }
     let body = &data[12..];
-    let mut per_row: HashMap<(u8, u32), usize> = HashMap::new();
-    let (header, arms) = match version {
+    let (header, arms, per_row) = match version {
         VERSION => {
-            let header = read_v5(body, &mut |i, a, h| {
-                check_arm(version, i, a, h, delta)?;
-                *per_row.entry((a.role, a.class)).or_default() += 1;
-                Ok(())
-            })?;
-            (header, Arms::Stream(body))
+            let (header, per_row) = check_v5(delta, |each| read_v5(body, each))?;
+            (header, Arms::Stream(body), per_row)
         }
         // v3 and v4 have v2's layout; v3 adds retry arms (role | RETRY) and the hardness arms,
         // v4 the effort-bucketed retry arms.
         2..=4 => {
             let (h, arms) = from_v4::<SumsV4>(options().deserialize(body).map_err(corrupt)?);
-            (h, Arms::Converted(arms))
+            (h, Arms::Converted(arms), HashMap::new())
         }
         1 => {
             let (h, arms) = from_v4::<SumsV1>(options().deserialize(body).map_err(corrupt)?);
-            (h, Arms::Converted(arms))
+            (h, Arms::Converted(arms), HashMap::new())
         }
         _ => {
             return Err(CoreError::field(
@@ -588,6 +626,34 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
             ))
         }
     };
+    finish(version, header, arms, per_row, delta)
+}
+
+/// Arms per (role, class index) of a body.
+type PerRow = HashMap<(u8, u32), usize>;
+
+/// Reads a v5 body through `read`, checking every arm and counting arms per row.
+fn check_v5(
+    delta: bool,
+    read: impl FnOnce(EachArm<'_>) -> Result<Header>,
+) -> Result<(Header, PerRow)> {
+    let mut per_row: HashMap<(u8, u32), usize> = HashMap::new();
+    let header = read(&mut |i, a, h| {
+        check_arm(VERSION, i, a, h, delta)?;
+        *per_row.entry((a.role, a.class)).or_default() += 1;
+        Ok(())
+    })?;
+    Ok((header, per_row))
+}
+
+/// The checks that follow reading a body: the header's times, and the arms of a converted one.
+fn finish(
+    version: u32,
+    header: Header,
+    arms: Arms<'_>,
+    mut per_row: HashMap<(u8, u32), usize>,
+    delta: bool,
+) -> Result<Decoded<'_>> {
     if header.t0.is_some_and(|t| !t.is_finite())
         || !header.last_now.is_finite() && header.last_now != f64::NEG_INFINITY
     {
@@ -607,6 +673,44 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     })
 }
 
+fn read_error(path: &Path, e: &std::io::Error) -> CoreError {
+    CoreError::field("snapshot", format!("cannot read {}: {e}", path.display()))
+}
+
+/// A snapshot in a file (written by `encode_to`), checked like `decode` but read through a
+/// buffer: a v5 body is read twice (checked, then merged) and never held whole in memory.
+pub fn decode_file(path: &Path) -> Result<Decoded<'static>> {
+    let mut f = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
+    let mut head = [0u8; 12];
+    if f.read_exact(&mut head).is_err() {
+        return Err(CoreError::field(
+            "snapshot",
+            format!(
+                "{} is not a modelyard core snapshot (shorter than its header)",
+                path.display()
+            ),
+        ));
+    }
+    if version_of(&head) != VERSION || &head[..8] != MAGIC {
+        // A delta, a bad magic or an older version: small or refused; checked as bytes.
+        let mut data = head.to_vec();
+        f.read_to_end(&mut data).map_err(|e| read_error(path, &e))?;
+        let d = decode(&data)?;
+        let Arms::Converted(arms) = d.arms else {
+            unreachable!("only a v5 body streams, and it was read from the file");
+        };
+        return Ok(Decoded {
+            header: d.header,
+            arms: Arms::Converted(arms),
+            per_row: d.per_row,
+            delta: false,
+        });
+    }
+    let body = std::io::BufReader::with_capacity(1 << 16, f);
+    let (header, per_row) = check_v5(false, |each| read_v5_from(body, each))?;
+    finish(VERSION, header, Arms::File(path.to_owned()), per_row, false)
+}
+
 impl Decoded<'_> {
     pub fn last_now(&self) -> f64 {
         self.header.last_now
@@ -615,18 +719,20 @@ impl Decoded<'_> {
     /// Adds these sums into `table`, aligning both to the later epoch start; never recorded as a
     /// change of `table`. A delta's differences are clamped where they would leave a sum below
     /// zero.
-    pub fn merge_into(&self, table: &mut ArmTable, lambda: f64) {
-        self.add_into(table, lambda, self.delta);
+    pub fn merge_into(&self, table: &mut ArmTable, lambda: f64) -> Result<()> {
+        self.add_into(table, lambda, self.delta)
     }
 
     /// Adds a delta back into a journal (differences stay differences).
-    pub fn add_to_journal(&self, journal: &mut ArmTable, lambda: f64) {
-        self.add_into(journal, lambda, false);
+    pub fn add_to_journal(&self, journal: &mut ArmTable, lambda: f64) -> Result<()> {
+        self.add_into(journal, lambda, false)
     }
 
-    fn add_into(&self, table: &mut ArmTable, lambda: f64, clamp: bool) {
+    /// Fails only when a file's second read does (`decode_file`); the arms read before the
+    /// failure stay merged.
+    fn add_into(&self, table: &mut ArmTable, lambda: f64, clamp: bool) -> Result<()> {
         let h = &self.header;
-        let Some(ts) = h.t0 else { return };
+        let Some(ts) = h.t0 else { return Ok(()) };
         let t_new = table.t0.map_or(ts, |t| t.max(ts));
         table.rebase(t_new, lambda);
         let f = (-lambda * (t_new - ts)).exp();
@@ -669,7 +775,18 @@ impl Decoded<'_> {
                 });
                 debug_assert!(read.is_ok());
             }
+            Arms::File(path) => {
+                let mut f = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
+                let mut head = [0u8; 12];
+                f.read_exact(&mut head).map_err(|e| read_error(path, &e))?;
+                let body = std::io::BufReader::with_capacity(1 << 16, f);
+                read_v5_from(body, &mut |_, a, _| {
+                    add(a);
+                    Ok(())
+                })?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -757,7 +874,8 @@ mod tests {
             let mut back = ArmTable::default();
             decode(&legacy(&t, version))
                 .unwrap()
-                .merge_into(&mut back, 0.0);
+                .merge_into(&mut back, 0.0)
+                .unwrap();
             assert_eq!(back.iter().count(), fits.len() + 1, "v{version}");
             for (k, a) in t.iter() {
                 let key = ArmKey {
@@ -818,7 +936,7 @@ mod tests {
         let mut u = ArmTable::default();
         u.classes.intern("class-number-7");
         u.models.intern("zzz-unused");
-        decode(&bytes).unwrap().merge_into(&mut u, 0.0);
+        decode(&bytes).unwrap().merge_into(&mut u, 0.0).unwrap();
         assert_eq!(encode(&u, 3600.0, 10.0).unwrap(), bytes);
     }
 
@@ -844,5 +962,53 @@ mod tests {
         let e = decode(&good[..good.len() - 5]).err().unwrap().to_string();
         assert!(e.starts_with("snapshot: corrupt body"), "{e}");
         assert!(decode(&good).is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_file_holds_the_same_bytes_and_decodes_like_them() {
+        let dir = std::env::temp_dir().join(format!("myr-snap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut t = table_with(&[2, 1, RETRY | 2]);
+        for c in 0..2_000 {
+            let class = t.classes.intern(&format!("class-{c}"));
+            let model = t.models.get("m").unwrap();
+            t.with_arm(
+                ArmKey {
+                    model,
+                    role: 2,
+                    class,
+                },
+                |a| {
+                    a.sums.successes = f64::from(c);
+                    a.sums.failures = 0.5;
+                },
+            );
+        }
+        let bytes = encode(&t, 3600.0, 10.0).unwrap();
+        let mut written = Vec::new();
+        encode_to(&t, 3600.0, 10.0, &mut written).unwrap();
+        assert_eq!(written, bytes);
+        let path = dir.join("v5.snap");
+        std::fs::write(&path, &bytes).unwrap();
+        let mut back = ArmTable::default();
+        decode_file(&path)
+            .unwrap()
+            .merge_into(&mut back, 0.0)
+            .unwrap();
+        assert_eq!(encode(&back, 3600.0, 10.0).unwrap(), bytes);
+        // An older version in a file is converted as from bytes.
+        let old = legacy(&table_with(&[2, 1]), 4);
+        std::fs::write(&path, &old).unwrap();
+        let (mut a, mut b) = (ArmTable::default(), ArmTable::default());
+        decode_file(&path).unwrap().merge_into(&mut a, 0.0).unwrap();
+        decode(&old).unwrap().merge_into(&mut b, 0.0).unwrap();
+        assert_eq!(encode(&a, 1.0, 1.0).unwrap(), encode(&b, 1.0, 1.0).unwrap());
+        // A delta is not a snapshot, in a file either.
+        let mut delta = vec![0; encoded_len(&t)];
+        encode_body(&t, 3600.0, 10.0, &mut delta, *DELTA_MAGIC).unwrap();
+        std::fs::write(&path, &delta).unwrap();
+        let e = decode_file(&path).err().unwrap().to_string();
+        assert!(e.contains("is a delta"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

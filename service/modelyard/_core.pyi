@@ -6,6 +6,7 @@ releases the GIL while it works. Roles: 1 PLANNER … 6 ORCHESTRATOR; statuses: 
 2 FAILURE, 3 ERROR, 4 TIMEOUT, 5 CANCELLED (docs/CONTRACTS.md).
 """
 
+import os
 from typing import Any
 
 class CoreError(ValueError):
@@ -158,6 +159,12 @@ class Core:
     def snapshot(self) -> bytes:
         """Versioned bytes of the learned sums (not breakers, not drift windows)."""
     def restore(self, data: bytes) -> None: ...
+    def snapshot_to_path(self, path: str | os.PathLike[str]) -> None:
+        """Writes snapshot()'s bytes to a new file as they are encoded."""
+    def restore_path(self, path: str | os.PathLike[str]) -> None:
+        """restore() from a snapshot file, read through a buffer."""
+    def restore_shared_path(self, path: str | os.PathLike[str]) -> None:
+        """restore_shared() from a snapshot file, read through a buffer."""
     def merge(self, data: bytes) -> None:
         """Add another snapshot's sums after aligning epochs (commutative, associative)."""
     def track_changes(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from modelyard import _core
@@ -138,6 +139,18 @@ class RoutingCore:
 
     def restore(self, data: bytes) -> None:
         self._core.restore(data)
+
+    def snapshot_to_path(self, path: Path) -> None:
+        """Writes `snapshot()`'s bytes to a new file as they are encoded (never whole in memory)."""
+        self._core.snapshot_to_path(path)
+
+    def restore_path(self, path: Path) -> None:
+        """`restore` from a file `snapshot_to_path` wrote, read through a buffer."""
+        self._core.restore_path(path)
+
+    def restore_shared_path(self, path: Path) -> None:
+        """`restore_shared` from a snapshot file, read through a buffer."""
+        self._core.restore_shared_path(path)
 
     def merge(self, data: bytes) -> None:
         self._core.merge(data)

@@ -155,3 +155,51 @@ def test_snapshots_taken_while_another_thread_adds_arms_are_whole(core: _core.Co
     writer.join()
     assert counts == sorted(counts) and core.arm_count() == arms
     assert len(set(counts)) > 1  # some snapshots were taken while arms were being added
+
+
+def _learned_core(classes: int) -> _core.Core:
+    core = _core.Core(json.dumps(CATALOG))
+    for c in range(classes):
+        for model, status in (("cheap", 1 + c % 2), ("strong", 1)):
+            core.report(model=model, role=EXECUTOR, task_class=f"class-{c}", status=status, now=100.0 + c,
+                        input_tokens=1000 + c, output_tokens=100, latency_ms=900.0, cost_usd=0.001 * (c % 7))
+    return core
+
+
+def test_snapshot_files_hold_the_snapshot_bytes_and_restore_like_them(core: _core.Core, tmp_path) -> None:
+    learned = _learned_core(3000)  # ~1 MB: the file is written and read through 64 KiB buffers
+    path = tmp_path / "state.snap"
+    learned.snapshot_to_path(path)
+    data = learned.snapshot()
+    assert path.read_bytes() == data and len(data) > 1 << 20
+    core.restore_path(path)
+    assert core.snapshot() == data and core.arm_count() == learned.arm_count()
+    shared = _core.Core(json.dumps(CATALOG))
+    shared.restore_shared_path(path)
+    assert shared.snapshot() == data
+    # A file is replaced whole, not overwritten in place.
+    _core.Core(json.dumps(CATALOG)).snapshot_to_path(path)
+    core.restore_path(path)
+    assert core.arm_count() == 0
+
+
+def test_bad_snapshot_files_are_refused_whole_naming_the_problem(core: _core.Core, tmp_path) -> None:
+    learned = _learned_core(50)
+    data = learned.snapshot()
+    core.restore(data)
+    cases = {
+        "missing.snap": (None, "cannot read"),
+        "short.snap": (data[:5], "shorter than its header"),
+        "magic.snap": (b"NOTACORE" + data[8:], "bad magic"),
+        "cut.snap": (data[:-100], "corrupt body"),
+        "version.snap": (data[:8] + (99).to_bytes(4, "little") + data[12:], "unsupported version 99"),
+    }
+    for name, (content, words) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(_core.CoreError, match=words):
+            core.restore_path(path)
+        assert core.snapshot() == data, name  # nothing merged from a refused file
+    with pytest.raises(_core.CoreError, match="path: cannot create"):
+        core.snapshot_to_path(tmp_path / "no-such-dir" / "x.snap")

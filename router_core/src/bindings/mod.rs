@@ -205,6 +205,34 @@ impl PyCore {
         py.allow_threads(|| self.inner.restore(data)).map_err(err)
     }
 
+    /// Writes the snapshot to a new file at `path` as it is encoded: the bytes `snapshot()`
+    /// returns, without the snapshot ever existing whole in memory. A file already there is
+    /// replaced.
+    fn snapshot_to_path(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.allow_threads(|| {
+            let f = std::fs::File::create(&path).map_err(|e| {
+                crate::error::CoreError::field(
+                    "path",
+                    format!("cannot create {}: {e}", path.display()),
+                )
+            })?;
+            self.inner.snapshot_to(f)
+        })
+        .map_err(err)
+    }
+
+    /// `restore` from a file `snapshot_to_path` wrote, read through a buffer.
+    fn restore_path(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.allow_threads(|| self.inner.restore_file(&path))
+            .map_err(err)
+    }
+
+    /// `restore_shared` from a snapshot file, read through a buffer.
+    fn restore_shared_path(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.allow_threads(|| self.inner.restore_shared_file(&path))
+            .map_err(err)
+    }
+
     fn merge(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         py.allow_threads(|| self.inner.merge(data)).map_err(err)
     }
