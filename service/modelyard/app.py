@@ -99,9 +99,8 @@ class App:
         names = [SHARED] if not self.per_tenant else [t.id for t in self.runtime.config.tenants]
         for name in names:
             core = self.core_for(name)
-            state = None if self.sync else await self.store.load_state(self._state_name(name))
-            if state:
-                core.restore(state)
+            # Through a spool file: a large state is never held whole beside the core.
+            if not self.sync and await self.store.load_state_into(self._state_name(name), core.restore_path):
                 log.info("restored learned state %s: %d arms", self._state_name(name), core.arm_count())
         self._tasks = [
             asyncio.create_task(self._every(self._expiry_interval(), self._expire), name="expire"),
@@ -178,7 +177,7 @@ class App:
             await self.sync.sync_all()
             return
         for key, core in list(self._cores.items()):
-            await self.store.save_state(self._state_name(key), core.snapshot(), self.clock())
+            await self.store.save_state_from(self._state_name(key), core.snapshot_to_path, self.clock())
 
     def drain_core_events(self, core: RoutingCore) -> None:
         for event in core.drain_events():

@@ -37,11 +37,13 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from modelyard.core import CoreError, RoutingCore
 from modelyard.store import StoreError
 from modelyard.store.base import DeltaEntry, SharedBase
+from modelyard.store.spool import spool
 
 log = logging.getLogger("modelyard.learning")
 
@@ -55,8 +57,9 @@ class SharedLearning(Protocol):
 
     async def append_delta(self, name: str, tag: str, blob: bytes) -> str: ...
     async def read_deltas(self, name: str, after: str, count: int) -> tuple[list[DeltaEntry], str]: ...
-    async def load_base(self, name: str) -> SharedBase | None: ...
-    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str], tag: str = "") -> bool: ...
+    async def load_base(self, name: str, into: Path | None = None) -> SharedBase | None: ...
+    async def save_base(self, name: str, blob: bytes | Path, pos: str, also: Sequence[str],
+                        tag: str = "") -> bool: ...
     async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool: ...
     async def load_contributions(self, name: str) -> dict[str, bytes]: ...
 
@@ -155,8 +158,12 @@ class LearningSync:
 
     async def _catch_up(self, name: str, core: SyncedCore, scope: _Scope) -> None:
         """Restores the newest base and merges every later entry (see the module docstring)."""
+        with spool(None, name) as path:  # the base goes to a file, never whole into memory
+            await self._catch_up_from(name, core, scope, path)
+
+    async def _catch_up_from(self, name: str, core: SyncedCore, scope: _Scope, path: Path) -> None:
         for _ in range(3):
-            base = await self.store.load_base(name)
+            base = await self.store.load_base(name, into=path)
             snapshot, pos, also = await self._legacy(name, core.catalog) if base is None else (
                 base.snapshot, base.pos, set(base.also))
             entries: list[DeltaEntry] = []
@@ -174,7 +181,10 @@ class LearningSync:
                 continue
             # From here to the end, no await: routing sees the state before or after, never between.
             pending = core.take_delta()  # this process's changes not sent yet stay its own
-            core.restore_shared(snapshot or RoutingCore(core.catalog).snapshot())
+            if isinstance(snapshot, Path):
+                core.restore_shared_path(snapshot)
+            else:
+                core.restore_shared(snapshot or RoutingCore(core.catalog).snapshot())
             for entry in entries:
                 if entry.id not in also:
                     self._merge(core, entry)
@@ -206,19 +216,20 @@ class LearningSync:
         """A base: the state as it is, with the changes not sent yet sent at once as one entry."""
         assert scope.cursor is not None
         pos, also = scope.cursor, list(scope.own)
-        pending = core.take_delta()  # together with the snapshot: no await in between
-        snapshot = core.snapshot()
-        if pending is not None:
-            try:
-                entry_id = await self.store.append_delta(name, self.replica, pending)
-            except BaseException:
-                core.return_delta(pending)
-                raise
-            scope.own.append(entry_id)
-            also.append(entry_id)
-        if await self.store.save_base(name, snapshot, pos, also, tag=self.replica):
-            scope.base_pos = pos
-            log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, len(snapshot))
+        with spool(None, name) as path:  # written to a file as it is encoded, then sent in chunks
+            pending = core.take_delta()  # together with the snapshot: no await in between
+            core.snapshot_to_path(path)
+            if pending is not None:
+                try:
+                    entry_id = await self.store.append_delta(name, self.replica, pending)
+                except BaseException:
+                    core.return_delta(pending)
+                    raise
+                scope.own.append(entry_id)
+                also.append(entry_id)
+            if await self.store.save_base(name, path, pos, also, tag=self.replica):
+                scope.base_pos = pos
+                log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, path.stat().st_size)
 
     async def sync_all(self) -> None:
         async with self._lock:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from modelyard.core import RoutingCore
 from modelyard.store import KEY, TENANT, JobNotFound, Store, StoreUnavailable, Window
 from modelyard.store.base import VERDICT_PENDING
 from tests.store.conftest import StoreFactory
@@ -102,6 +105,48 @@ async def test_state_round_trip(store: Store):
     assert await store.load_state("core") == b"v2"
     await store.save_state("other", b"", T0 + 3)
     assert await store.load_state("other") == b""
+
+
+def _learned(classes: int) -> RoutingCore:
+    core = RoutingCore({"models": [{"id": m, "price_in": 1.0, "price_out": 2.0} for m in ("a", "b", "c")]})
+    for c in range(classes):
+        for m in ("a", "b", "c"):
+            core.report(model=m, role=2, task_class=f"class-{c}", status=1 + (c % 2), input_tokens=900 + c,
+                        cached_input_tokens=0, output_tokens=60, latency_ms=800.0, now=T0 + c)
+    return core
+
+
+def _spool_files(where: Path) -> list[str]:
+    return [p.name for p in where.rglob("*.spool")]
+
+
+async def test_state_streams_through_a_file_in_chunks(store: Store, tmp_path: Path, monkeypatch):
+    # Larger than a chunk on every backend (SQLite 1 MiB, Redis 4 MiB): ~5.3 MB.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    learned = _learned(10_000)
+    data = learned.snapshot()
+    assert len(data) > 5 << 20
+    back = RoutingCore(learned.catalog)
+    assert not await store.load_state_into("core", back.restore_path)
+    await store.save_state_from("core", learned.snapshot_to_path, T0)
+    # The same bytes as a state saved whole; either way in, either way out.
+    assert await store.load_state("core") == data
+    assert await store.load_state_into("core", back.restore_path)
+    assert back.snapshot() == data
+    await store.save_state("other", data, T0)
+    other = RoutingCore(learned.catalog)
+    assert await store.load_state_into("other", other.restore_path)
+    assert other.snapshot() == data
+
+    # A write that fails leaves the stored state as it was.
+    def broken(path: Path) -> None:
+        path.write_bytes(b"half")
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        await store.save_state_from("core", broken, T0 + 1)
+    assert await store.load_state("core") == data
+    # No spool file is left behind, where the store keeps its data or in the temporary directory.
+    assert _spool_files(tmp_path) == []
 
 
 async def test_reopen_keeps_everything(make_store: StoreFactory):

@@ -8,9 +8,11 @@ on the store's worker thread.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
+from modelyard.store import spool
 from modelyard.store._sqlite_schema import job_params, to_job, to_ledger_entry, to_record
 from modelyard.store.base import (
     KEY,
@@ -277,7 +279,7 @@ def ledger(conn: sqlite3.Connection, tenant: str | None, since: float) -> list[L
 STATE_CHUNK_BYTES = 1 << 20
 
 
-def save_state(conn: sqlite3.Connection, name: str, blob: bytes, now: float) -> None:
+def save_state(conn: sqlite3.Connection, name: str, blob: bytes | Iterable[bytes], now: float) -> None:
     """The blob goes into `state_chunks` 1 MiB at a time, each chunk bound as a parameter; the
     `state` row keeps the name and time (its own blob column, version 1's, stays empty).
 
@@ -285,15 +287,40 @@ def save_state(conn: sqlite3.Connection, name: str, blob: bytes, now: float) -> 
     INSERT statement for the connection's life; written through incremental blob I/O over the
     pages freed by the state it replaced, SQLite held twice its size while writing (measured:
     +340 MB peak per save; bench/load/memory_bench.py --restore-server). In chunks the store holds
-    about one chunk."""
-    view = memoryview(blob)
-    chunks = ((name, seq, view[at:at + STATE_CHUNK_BYTES])
-              for seq, at in enumerate(range(0, len(view), STATE_CHUNK_BYTES)))
+    about one chunk. `blob` may also be the chunks themselves (`save_state_file`)."""
+    if isinstance(blob, (bytes, bytearray, memoryview)):
+        view = memoryview(blob)
+        parts: Iterable[bytes | memoryview] = (
+            view[at:at + STATE_CHUNK_BYTES] for at in range(0, len(view), STATE_CHUNK_BYTES))
+    else:
+        parts = blob
+    chunks = ((name, seq, part) for seq, part in enumerate(parts))
     with transaction(conn):
         conn.execute("DELETE FROM state_chunks WHERE name = ?", (name,))
         conn.executemany("INSERT INTO state_chunks VALUES (?, ?, ?)", chunks)
         conn.execute("INSERT INTO state VALUES (?, x'', ?) ON CONFLICT (name) DO UPDATE"
                      " SET blob = x'', updated_at = excluded.updated_at", (name, now))
+
+
+def save_state_file(conn: sqlite3.Connection, name: str, path: Path, now: float) -> None:
+    """`save_state` of a state file, read a chunk at a time inside the transaction."""
+    save_state(conn, name, spool.chunks(path, STATE_CHUNK_BYTES), now)
+
+
+def load_state_file(conn: sqlite3.Connection, name: str, path: Path) -> bool:
+    """Writes `name`'s state to `path` a chunk at a time; False when none (or an empty one) is
+    stored."""
+    row = conn.execute("SELECT blob FROM state WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return False
+    written = 0
+    with path.open("wb") as f:
+        if row[0]:  # saved by a schema-1 build, before state_chunks
+            written += f.write(row[0])
+        for (chunk,) in conn.execute(
+                "SELECT chunk FROM state_chunks WHERE name = ? ORDER BY seq", (name,)):
+            written += f.write(chunk)
+    return written > 0
 
 
 def load_state(conn: sqlite3.Connection, name: str) -> bytes | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from modelyard.store.spool import StateFile
 from modelyard.store.windows import Window, iso_utc
 
 TENANT = "tenant"
@@ -146,9 +148,10 @@ class DeltaEntry:
 
 @dataclass(frozen=True, slots=True)
 class SharedBase:
-    """A full snapshot of shared learning: every log entry up to `pos`, and the entries `also`."""
+    """A full snapshot of shared learning: every log entry up to `pos`, and the entries `also`.
+    `snapshot` is the bytes, or the file they were written to (`load_base(..., into=path)`)."""
 
-    snapshot: bytes | bytearray
+    snapshot: bytes | bytearray | Path
     pos: str
     also: list[str]
 
@@ -287,3 +290,13 @@ class Store(Protocol):
         ...
 
     async def load_state(self, name: str) -> bytes | None: ...
+
+    async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
+        """`save_state` of the state `write(path)` puts in a file (`Core.snapshot_to_path`): the
+        store copies it from the file in chunks, so the state is never held whole in memory."""
+        ...
+
+    async def load_state_into(self, name: str, read: StateFile) -> bool:
+        """Hands `name`'s stored state to `read(path)` as a file (`Core.restore_path`), copied
+        out in chunks; False, without calling `read`, when nothing is stored."""
+        ...

@@ -25,6 +25,7 @@ from modelyard.store.base import (
     StoreUnavailable,
     WindowUsage,
 )
+from modelyard.store.spool import StateFile
 from modelyard.store.summary import released_micros
 from modelyard.store.windows import WINDOWS, window_bounds
 
@@ -143,3 +144,9 @@ class FailOpenStore:
 
     async def load_state(self, name: str) -> bytes | None:
         return await self.inner.load_state(name)
+
+    async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
+        await self.inner.save_state_from(name, write, now)
+
+    async def load_state_into(self, name: str, read: StateFile) -> bool:
+        return await self.inner.load_state_into(name, read)

@@ -8,11 +8,13 @@ away from us) drops the pool so the next call reconnects to the new primary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -49,8 +51,12 @@ from modelyard.store.base import (
     StoreUnavailable,
     WindowUsage,
 )
+from modelyard.store.spool import StateFile, chunks, off_loop, spool
 from modelyard.store.summary import released_micros, summarize_job
 from modelyard.store.windows import WINDOWS, window_bounds
+
+#: A state is copied to and from Redis in pieces of this size (`save_state_from`).
+STATE_CHUNK_BYTES = 4 << 20
 
 log = logging.getLogger("modelyard.store")
 
@@ -340,6 +346,34 @@ class RedisStore:
             blob = await red.get(self.keys.state(name))
         return bytes(blob) if blob is not None else None
 
+    async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
+        """Appended to a staging key a chunk at a time, then renamed over the state."""
+        key = self.keys.state(name)
+        with spool(None, name) as path:
+            await off_loop(write, path)
+            staging = f"{key}:saving:{path.stem[-8:]}"
+            async with self._io() as red:
+                try:
+                    await red.delete(staging)
+                    for chunk in chunks(path, STATE_CHUNK_BYTES):
+                        await red.append(staging, chunk)
+                    await red.rename(staging, key)
+                finally:
+                    await red.delete(staging)
+
+    async def load_state_into(self, name: str, read: StateFile) -> bool:
+        key = self.keys.state(name)
+        with spool(None, name) as path:
+            async with self._io() as red:
+                size = await red.strlen(key)
+                if not size:
+                    return False
+                with path.open("wb") as f:
+                    for at in range(0, size, STATE_CHUNK_BYTES):
+                        f.write(await red.getrange(key, at, at + STATE_CHUNK_BYTES - 1))
+            await off_loop(read, path)
+            return True
+
     # shared learning (learning_sync.py) ---------------------------------------------------------
     async def append_delta(self, name: str, tag: str, blob: bytes) -> str:
         """Append one replica's changes to core `name`'s log; returns the entry's id."""
@@ -359,45 +393,57 @@ class RedisStore:
         entries = [DeltaEntry(i.decode(), f[b"r"].decode(), bytes(f[b"d"])) for i, f in rows]
         return entries, trimmed.decode() if trimmed else "0-0"
 
-    async def load_base(self, name: str) -> SharedBase | None:
+    async def load_base(self, name: str, into: Path | None = None) -> SharedBase | None:
         """The newest base of core `name`, read chunk by chunk into one buffer (never a second
-        copy); None when none was written."""
+        copy), or with `into` into that file (its `snapshot` is then the path: the base is never
+        in memory); None when none was written."""
         key = self.keys.learn_base(name)
         for _ in range(3):  # a base replaced while it was read is read again
             async with self._io() as red:
                 pos, also, n, size = await red.hmget(key, "pos", "also", "n", "len")
                 if pos is None:
                     return None
-                snapshot, at, complete = bytearray(int(size)), 0, True
-                for i in range(int(n)):
-                    chunk = await red.hget(key, f"c{i}")
-                    if chunk is None or at + len(chunk) > len(snapshot):
-                        complete = False
-                        break
-                    snapshot[at:at + len(chunk)] = chunk
-                    at += len(chunk)
-                if not complete or at != len(snapshot) or await red.hget(key, "pos") != pos:
+                buffer = bytearray(int(size)) if into is None else None
+                with into.open("wb") if into is not None else contextlib.nullcontext() as f:
+                    at, complete = 0, True
+                    for i in range(int(n)):
+                        chunk = await red.hget(key, f"c{i}")
+                        if chunk is None or at + len(chunk) > int(size):
+                            complete = False
+                            break
+                        if f is not None:
+                            f.write(chunk)
+                        elif buffer is not None:
+                            buffer[at:at + len(chunk)] = chunk
+                        at += len(chunk)
+                if not complete or at != int(size) or await red.hget(key, "pos") != pos:
                     continue
-            return SharedBase(snapshot, pos.decode(), also.decode().split())
+            return SharedBase(buffer if buffer is not None else into or b"", pos.decode(), also.decode().split())
         raise StoreError(f"learned base of {name!r} kept changing while it was read; retry")
 
-    async def save_base(self, name: str, blob: bytes, pos: str, also: Sequence[str], tag: str = "") -> bool:
+    async def save_base(self, name: str, blob: bytes | Path, pos: str, also: Sequence[str], tag: str = "") -> bool:
         """Replace the base when `pos` is later than the stored one's, and trim the log to the
         replaced base's position (its entries stay for readers still catching up from it).
         False when a later base is already there. The chunks go to a staging key one command
-        each (no command holds the whole base), which one script then renames over the base."""
+        each (no command holds the whole base), which one script then renames over the base.
+        `blob` may be a snapshot file (`Core.snapshot_to_path`), read a chunk at a time."""
         ms, seq = (int(x) for x in pos.split("-"))
         k = self.keys
         staging = f"{k.learn_base(name)}:{tag or 'next'}"
-        view = memoryview(blob)  # slices without copies: a base may be hundreds of MB
-        chunks = [view[i:i + BASE_CHUNK] for i in range(0, len(blob), BASE_CHUNK)]
+        if isinstance(blob, Path):
+            parts: Iterable[bytes | memoryview] = chunks(blob, BASE_CHUNK)
+        else:
+            view = memoryview(blob)  # slices without copies: a base may be hundreds of MB
+            parts = (view[i:i + BASE_CHUNK] for i in range(0, len(view), BASE_CHUNK))
+        count = size = 0
         async with self._io() as red:
             await red.delete(staging)
-            for i, chunk in enumerate(chunks):
+            for i, chunk in enumerate(parts):
                 await red.hset(staging, f"c{i}", chunk)
                 await red.pexpire(staging, STAGING_TTL_MS)  # a writer that dies leaves nothing behind
+                count, size = i + 1, size + len(chunk)
             done = await self._save_base(keys=[k.learn_base(name), k.learn_log(name), staging],
-                                         args=[pos, ms, seq, " ".join(also), len(chunks), len(blob)])
+                                         args=[pos, ms, seq, " ".join(also), count, size])
         return bool(done)
 
     async def claim_compaction(self, name: str, tag: str, interval_s: float) -> bool:

@@ -42,6 +42,7 @@ from modelyard.store.base import (
     StoreUnavailable,
     WindowUsage,
 )
+from modelyard.store.spool import StateFile, off_loop, spool
 
 T = TypeVar("T")
 log = logging.getLogger("modelyard.store")
@@ -296,3 +297,18 @@ class SqliteStore:
 
     async def load_state(self, name: str) -> bytes | None:
         return await self._run(ops.load_state, name)
+
+    def _spool_dir(self) -> Path | None:
+        return None if str(self.path) == ":memory:" else self.path.parent
+
+    async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
+        with spool(self._spool_dir(), name) as path:
+            await off_loop(write, path)
+            await self._run(ops.save_state_file, name, path, now)
+
+    async def load_state_into(self, name: str, read: StateFile) -> bool:
+        with spool(self._spool_dir(), name) as path:
+            if not await self._run(ops.load_state_file, name, path):
+                return False
+            await off_loop(read, path)
+            return True
