@@ -537,6 +537,17 @@ impl Core {
         delta.flatten().transpose()
     }
 
+    /// `take_delta` in parts of about `max_arms` arms (see `snapshot::encode_delta_parts`); empty
+    /// when nothing changed.
+    pub fn take_deltas(&self, max_arms: usize) -> Result<Vec<Vec<u8>>> {
+        let mut st = self.state.write();
+        let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
+        let parts = st
+            .table
+            .take_journal(|j| snapshot::encode_delta_parts(j, half_life_s, last_now, max_arms));
+        Ok(parts.transpose()?.unwrap_or_default())
+    }
+
     /// Another replica's changes: added (clamped at zero), not recorded as a change here.
     pub fn merge_delta(&self, data: &[u8]) -> Result<()> {
         let delta = snapshot::decode_delta(data)?;

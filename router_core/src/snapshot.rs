@@ -223,10 +223,66 @@ pub fn encode_delta(journal: &ArmTable, half_life_s: f64, last_now: f64) -> Resu
     Ok(out)
 }
 
+/// Which rows (role, class id) an encoding holds.
+type RowFilter<'f> = &'f dyn Fn(u8, u32) -> bool;
+
+const ALL_ROWS: RowFilter<'static> = &|_, _| true;
+
+/// Encodes a journal as deltas of about `max_arms` arms each (whole rows, so one row larger than
+/// that is a part of its own): each part is a complete delta, merged on its own, and together
+/// they are `encode_delta`'s (one part when it fits). A large change, such as a drift forgetting
+/// across every class of a model or the backlog of a long store outage, then goes out in pieces
+/// that each fit a store call, rather than as one buffer copied whole on its way to the socket.
+pub fn encode_delta_parts(
+    journal: &ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    max_arms: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let mut rows: Vec<((u8, u32), usize)> = journal
+        .rows()
+        .map(|(role, class, row)| ((role, class), row.models().count()))
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    rows.sort_unstable();
+    let mut parts: Vec<Vec<(u8, u32)>> = Vec::new();
+    let mut size = usize::MAX;
+    for (key, n) in rows {
+        if size.saturating_add(n) > max_arms.max(1) {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(p) = parts.last_mut() {
+            p.push(key);
+        }
+    }
+    parts
+        .iter()
+        .map(|keys| {
+            let keep = |role: u8, class: u32| keys.binary_search(&(role, class)).is_ok();
+            let mut out = Vec::new();
+            write_body(
+                journal,
+                half_life_s,
+                last_now,
+                &mut out,
+                *DELTA_MAGIC,
+                &keep,
+            )?;
+            Ok(out)
+        })
+        .collect()
+}
+
 /// The model and class ids that have arms (each sorted, once) and the number of arms.
 fn used_ids(table: &ArmTable) -> (Vec<u32>, Vec<u32>, usize) {
+    used_ids_of(table, ALL_ROWS)
+}
+
+fn used_ids_of(table: &ArmTable, keep: RowFilter<'_>) -> (Vec<u32>, Vec<u32>, usize) {
     let (mut models, mut classes, mut arms) = (Vec::new(), Vec::new(), 0);
-    for (_, class, row) in table.rows() {
+    for (_, class, row) in table.rows().filter(|&(role, class, _)| keep(role, class)) {
         let before = models.len();
         models.extend(row.models());
         if class != ALL_CLASSES && models.len() > before {
@@ -283,7 +339,7 @@ fn encode_body(
         ));
     }
     let mut rest: &mut [u8] = out;
-    write_body(table, half_life_s, last_now, &mut rest, magic)?;
+    write_body(table, half_life_s, last_now, &mut rest, magic, ALL_ROWS)?;
     debug_assert!(rest.is_empty());
     Ok(())
 }
@@ -292,7 +348,7 @@ fn encode_body(
 /// without the snapshot ever existing whole in memory (a million arms are 170 MB).
 pub fn encode_to(table: &ArmTable, half_life_s: f64, last_now: f64, w: impl Write) -> Result<()> {
     let mut w = std::io::BufWriter::with_capacity(1 << 16, w);
-    write_body(table, half_life_s, last_now, &mut w, *MAGIC)?;
+    write_body(table, half_life_s, last_now, &mut w, *MAGIC, ALL_ROWS)?;
     w.flush().map_err(io_error)
 }
 
@@ -306,13 +362,14 @@ fn write_body(
     last_now: f64,
     mut out: impl Write,
     magic: [u8; 8],
+    keep: RowFilter<'_>,
 ) -> Result<()> {
-    let (model_ids, class_ids, count) = used_ids(table);
+    let (model_ids, class_ids, count) = used_ids_of(table, keep);
     let (models, model_rank) = ranks(model_ids.iter().map(|&m| (m, table.models.name(m))));
     let (classes, class_rank) = ranks(class_ids.iter().map(|&c| (c, table.classes.name(c))));
     let mut rows: Vec<(u8, u32, &Row)> = table
         .rows()
-        .filter(|(_, _, row)| row.models().next().is_some())
+        .filter(|&(role, class, row)| keep(role, class) && row.models().next().is_some())
         .map(|(role, class, row)| {
             let class = if class == ALL_CLASSES {
                 POOLED
@@ -1010,5 +1067,49 @@ mod tests {
         let e = decode_file(&path).err().unwrap().to_string();
         assert!(e.contains("is a delta"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_journal_in_parts_merges_to_the_whole_delta() {
+        let mut t = table_with(&[2, 1]);
+        let m = t.models.get("m").unwrap();
+        for c in 0..300 {
+            let class = t.classes.intern(&format!("class-{c}"));
+            for role in [1, 2] {
+                t.with_arm(
+                    ArmKey {
+                        model: m,
+                        role,
+                        class,
+                    },
+                    |a| {
+                        a.sums.successes = f64::from(c) + 1.0;
+                        a.sums.failures = -0.5; // a delta's differences may be negative
+                    },
+                );
+            }
+        }
+        let whole = encode_delta(&t, 3600.0, 10.0).unwrap();
+        assert_eq!(
+            encode_delta_parts(&t, 3600.0, 10.0, 1 << 20).unwrap(),
+            vec![whole.clone()]
+        );
+        let parts = encode_delta_parts(&t, 3600.0, 10.0, 50).unwrap();
+        assert!(parts.len() >= 12, "{} parts", parts.len());
+        let (mut from_parts, mut from_whole) = (ArmTable::default(), ArmTable::default());
+        for p in &parts {
+            let d = decode_delta(p).unwrap();
+            assert!(d.per_row.values().sum::<usize>() <= 50);
+            d.add_to_journal(&mut from_parts, 0.0).unwrap();
+        }
+        decode_delta(&whole)
+            .unwrap()
+            .add_to_journal(&mut from_whole, 0.0)
+            .unwrap();
+        let enc = |t: &ArmTable| encode_delta(t, 3600.0, 10.0).unwrap();
+        assert_eq!(enc(&from_parts), enc(&from_whole));
+        assert!(encode_delta_parts(&ArmTable::default(), 1.0, 1.0, 10)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -171,6 +171,8 @@ class Core:
         """Record every change learning makes from now on, for `take_delta`."""
     def take_delta(self) -> bytes | None:
         """The changes since the last call as a delta (magic MYRDELTA); None when none."""
+    def take_deltas(self, max_arms: int) -> list[bytes]:
+        """take_delta in parts of about max_arms arms each; [] when nothing changed."""
     def merge_delta(self, data: bytes) -> None:
         """Another replica's delta: added (clamped at zero), not recorded as a change."""
     def return_delta(self, data: bytes) -> None:

@@ -163,6 +163,10 @@ class RoutingCore:
         """The changes since the last call, for the other replicas' `merge_delta`; None if none."""
         return self._core.take_delta()
 
+    def take_deltas(self, max_arms: int) -> list[bytes]:
+        """`take_delta` in parts of about `max_arms` arms, each merged on its own; [] if none."""
+        return self._core.take_deltas(max_arms)
+
     def merge_delta(self, data: bytes) -> None:
         """Another replica's changes; merged, not recorded as a change of this core's."""
         self._core.merge_delta(data)

@@ -3,7 +3,8 @@
 Scheme (exact, no double counting, cost proportional to what changed): the served core of each
 learning scope tracks its own changes (`RoutingCore.track_changes`: every report's effect on the
 sums, as differences). Every `interval_s` a replica appends its changes since the last sync to the
-scope's log (`take_delta`, one entry tagged with this process) and merges every other process's
+scope's log (`take_deltas`: entries tagged with this process, one per ~DELTA_PART_ARMS arms
+changed, so usually one) and merges every other process's
 entries it has not seen yet (`merge_delta`, which is not itself a change). So each replica serves
 the sum of everyone's observations, and a sync moves only the arms touched in the last interval:
 a million learned arms cost what the last second's reports touched, not a 170 MB snapshot.
@@ -14,7 +15,7 @@ that had not seen all of that evidence yet) is clamped at zero.
 
 Base and trimming: so that the log stays short and a new replica need not replay it from the
 start, one replica per `compact_interval_s` (a lease in the store) writes a base: a full
-snapshot taken together with its own pending changes (sent at once as one more entry), recorded
+snapshot taken together with its own pending changes (sent at once as more entries), recorded
 as "every entry up to `pos`, plus the entries `also`". Writing a base trims the log to the
 previous base's position. A replica starts, and catches up when it fell behind the trimmed
 part, by restoring the newest base and merging every later entry not in `also`, then its own
@@ -48,6 +49,9 @@ from modelyard.store.spool import spool
 log = logging.getLogger("modelyard.learning")
 
 READ_BATCH = 256  # log entries per round trip
+#: A replica's changes go out in log entries of at most about this many arms (~0.9 MB): a drift
+#: that forgets across 10,000 classes, or the backlog of an outage, is sent in pieces.
+DELTA_PART_ARMS = 5_000
 START = "0-0"  # a log position before every entry
 
 
@@ -125,14 +129,22 @@ class LearningSync:
             await self._write_base(name, core, scope)
 
     async def _send(self, name: str, core: SyncedCore, scope: _Scope) -> None:
-        delta = core.take_delta()
-        if delta is None:
-            return
-        try:
-            scope.own.append(await self.store.append_delta(name, self.replica, delta))
-        except BaseException:
-            core.return_delta(delta)  # goes with the next sync
-            raise
+        await self._append(name, core, scope, core.take_deltas(DELTA_PART_ARMS))
+
+    async def _append(self, name: str, core: SyncedCore, scope: _Scope, parts: list[bytes]) -> list[str]:
+        """Appends this replica's changes, part by part; the parts not sent go back to the core
+        (they go with the next sync). Returns the entries' ids."""
+        sent: list[str] = []
+        for i, delta in enumerate(parts):
+            try:
+                entry_id = await self.store.append_delta(name, self.replica, delta)
+            except BaseException:
+                for unsent in parts[i:]:
+                    core.return_delta(unsent)
+                raise
+            scope.own.append(entry_id)
+            sent.append(entry_id)
+        return sent
 
     async def _receive(self, name: str, core: SyncedCore, scope: _Scope) -> bool:
         """Merges the other processes' new entries; False when some may have been trimmed away."""
@@ -217,16 +229,9 @@ class LearningSync:
         assert scope.cursor is not None
         pos, also = scope.cursor, list(scope.own)
         with spool(None, name) as path:  # written to a file as it is encoded, then sent in chunks
-            pending = core.take_delta()  # together with the snapshot: no await in between
+            pending = core.take_deltas(DELTA_PART_ARMS)  # with the snapshot: no await in between
             core.snapshot_to_path(path)
-            if pending is not None:
-                try:
-                    entry_id = await self.store.append_delta(name, self.replica, pending)
-                except BaseException:
-                    core.return_delta(pending)
-                    raise
-                scope.own.append(entry_id)
-                also.append(entry_id)
+            also += await self._append(name, core, scope, pending)
             if await self.store.save_base(name, path, pos, also, tag=self.replica):
                 scope.base_pos = pos
                 log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, path.stat().st_size)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from modelyard import learning_sync
 from modelyard.core import RoutingCore
 from modelyard.learning_sync import LearningSync, SyncedCore, _after
 from modelyard.store import RedisStore, StoreUnavailable, redis_store
@@ -171,6 +172,37 @@ async def test_changes_that_could_not_be_sent_go_with_the_next_sync(store: Redis
     await sa.sync_all()
     await sb.sync_all()
     assert table(b) == table(a) == {("m", 2, "edit"): (2.0, 1.0)}
+
+
+async def test_a_large_change_goes_out_in_parts_and_a_part_not_sent_goes_with_the_next_sync(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(learning_sync, "DELTA_PART_ARMS", 4)
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    await sa.sync_all()
+    for c in range(12):  # 12 class rows (and the pooled ones): several parts of <= 4 arms
+        teach(a, 1 + c % 3, task_class=f"c{c}")
+    real = store.append_delta
+    calls: list[int] = []
+
+    async def flaky(name: str, tag: str, blob: bytes) -> str:
+        calls.append(len(blob))
+        if len(calls) == 3:
+            raise StoreUnavailable("redis unreachable (test)")
+        return await real(name, tag, blob)
+
+    store.append_delta = flaky  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await sa.sync_all()
+    assert len(sa._scopes[NAME].own) == 2  # the parts before the failure are in the log
+    store.append_delta = real  # type: ignore[method-assign]
+    await sb.sync_all()
+    assert 0 < len(table(b)) < len(table(a))  # b has the first parts only
+    await sa.sync_all()  # the failed part and the ones after it
+    await sb.sync_all()
+    assert table(b) == table(a) and len(table(a)) == 12
+    entries, _ = await store.read_deltas(NAME, "0-0", 100)
+    assert len(entries) >= 4
 
 
 async def test_a_deployment_of_the_previous_scheme_starts_from_its_contributions(store: RedisStore) -> None:

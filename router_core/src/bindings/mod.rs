@@ -246,6 +246,18 @@ impl PyCore {
         Ok(delta.map(|d| PyBytes::new(py, &d)))
     }
 
+    /// `take_delta` in parts of about `max_arms` arms each; an empty list when nothing changed.
+    fn take_deltas<'py>(
+        &self,
+        py: Python<'py>,
+        max_arms: usize,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let parts = py
+            .allow_threads(|| self.inner.take_deltas(max_arms))
+            .map_err(err)?;
+        Ok(parts.iter().map(|d| PyBytes::new(py, d)).collect())
+    }
+
     fn merge_delta(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         py.allow_threads(|| self.inner.merge_delta(data))
             .map_err(err)
