@@ -178,7 +178,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 result.setdefault("native", {})["echo"] = native_client.measure(
                     port, ECHO_METHOD, concs, args.requests, args.runs, args.limit)
     if not args.no_litellm:
-        result["litellm"] = litellm_ref.measure(concs, args.litellm_requests, args.runs, result["notes"])
+        # The first strategy is the reference the targets are read against; the others are shown.
+        strategies = [s for s in args.litellm_strategies.split(",") if s]
+        result["litellm_strategies"] = {
+            s: litellm_ref.measure(concs, args.litellm_requests, args.runs, result["notes"], strategy=s)
+            for s in strategies}
+        result["litellm"] = result["litellm_strategies"][strategies[0]]
     return result
 
 
@@ -216,9 +221,10 @@ def table(result: dict[str, Any]) -> str:
             if "rust_front" in result:
                 rows.append(_row(f"{name} ({result['store']}, Rust front)", c, result["rust_front"][c][rpc], echo))
         rows.append(_row("bare grpc.aio echo", c, echo, echo))
-        lite = result.get("litellm", {}).get(c)
-        if lite:
-            rows.append(_row("LiteLLM Router (in-process)", c, lite, echo))
+        for strategy, by_conc in (result.get("litellm_strategies") or {"": result.get("litellm", {})}).items():
+            lite = by_conc.get(c)
+            if lite:
+                rows.append(_row(f"LiteLLM Router (in-process{', ' + strategy if strategy else ''})", c, lite, echo))
         native = result.get("native", {})
         if "rust_front" in native:  # against the echo measured by the same native client
             nat_echo = native["echo"][c]
@@ -240,6 +246,10 @@ def main() -> None:
                     help="also drive the Rust-front server and the echo with the native load generator"
                          " (bench/load/native_client.py; rows ÷ the echo measured the same way)")
     ap.add_argument("--litellm-requests", type=int, default=500)
+    ap.add_argument("--litellm-strategies", default="simple-shuffle",
+                    help="LiteLLM routing_strategy values to measure, comma-separated; the first is the"
+                         " reference (simple-shuffle: the cheapest per call; cost-based-routing: picks by"
+                         " price, the selection closest to modelyard's)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="a directory holding an earlier `modelyard` package: measure it too, same run")
     args = ap.parse_args()
