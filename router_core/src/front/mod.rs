@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use rusqlite::Connection;
 
 use crate::jobs::JobTracker;
 use crate::Core;
@@ -32,8 +31,8 @@ pub const ROUTED_QUEUE_MAX: usize = 65_536;
 
 /// Where the front reserves: the same store the Python service uses.
 pub enum Store {
-    Sqlite(Mutex<Connection>),
-    Redis(redis::RedisStore),
+    Sqlite(store::Writer),
+    Redis(Box<redis::RedisStore>),
 }
 
 /// The store as `front.py` describes it (the Redis URL resolved from its environment variable,
@@ -73,14 +72,21 @@ impl Front {
         jobs: Arc<JobTracker>,
     ) -> Result<Self, String> {
         let store = match spec {
-            StoreSpec::Sqlite { path } => Store::Sqlite(Mutex::new(
-                store::open(&path, 5_000).map_err(|e| format!("store.sqlite.path: {e}"))?,
-            )),
+            StoreSpec::Sqlite { path } => Store::Sqlite(
+                store::Writer::start(
+                    store::open(&path, 5_000).map_err(|e| format!("store.sqlite.path: {e}"))?,
+                )
+                .map_err(|e| format!("front: cannot start the SQLite writer: {e}"))?,
+            ),
             StoreSpec::Redis {
                 url,
                 prefix,
                 reserve_script,
-            } => Store::Redis(redis::RedisStore::new(&url, &prefix, &reserve_script)?),
+            } => Store::Redis(Box::new(redis::RedisStore::new(
+                &url,
+                &prefix,
+                &reserve_script,
+            )?)),
         };
         Ok(Self {
             config: RwLock::new(Arc::new(config)),

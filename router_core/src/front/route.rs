@@ -401,10 +401,11 @@ impl Front {
     // One linear sequence, step for step the order of routing._route + _reserve; split up, that
     // order (which check wins when several would fail) would be harder to hold against Python's.
     #[allow(clippy::too_many_lines)]
-    pub fn route(
+    pub fn route_in(
         &self,
         auth: Option<&str>,
         body: &[u8],
+        db: Option<&rusqlite::Connection>,
     ) -> Result<(Outcome, Option<Routed>), String> {
         let cfg = self.config();
         let Some(who) = auth.and_then(bearer).and_then(|key| principal(&cfg, key)) else {
@@ -461,19 +462,17 @@ impl Front {
         };
         let started = std::time::Instant::now();
         let decided = match &self.store {
-            Store::Sqlite(db) => {
-                let mut db = db.lock();
-                let tx = db
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(|e| e.to_string())?;
-                if store::find_request(&tx, &v.msg.request_id, &who.tenant)
+            Store::Sqlite(_) => {
+                // Inside the writer's batch transaction, in a savepoint of this Route's own.
+                let tx = db.ok_or("the SQLite store could not begin a transaction")?;
+                if store::find_request(tx, &v.msg.request_id, &who.tenant)
                     .map_err(|e| e.to_string())?
                     .is_some()
                 {
                     return Ok((Outcome::Delegate("replay"), None));
                 }
                 let usages =
-                    store::usage(&tx, &who.tenant, &who.key_id, now).map_err(|e| e.to_string())?;
+                    store::usage(tx, &who.tenant, &who.key_id, now).map_err(|e| e.to_string())?;
                 let d = match ctx.decide(&usages)? {
                     Ok(d) => d,
                     Err(why) => return Ok((Outcome::Delegate(why), None)),
@@ -484,8 +483,7 @@ impl Front {
                     return Ok((Outcome::Delegate("hard limit"), None));
                 }
                 let row = d.row(who, &v, now, cfg.reservation_ttl_s);
-                store::insert_reservation(&tx, &row, now).map_err(|e| e.to_string())?;
-                tx.commit().map_err(|e| e.to_string())?;
+                store::insert_reservation(tx, &row, now).map_err(|e| e.to_string())?;
                 d
             }
             Store::Redis(redis) => {
@@ -513,6 +511,37 @@ impl Front {
             Outcome::Answer(answer),
             Some(decided.routed(who, &v, store_s)),
         ))
+    }
+
+    /// Serves one Route (see `route_in`): with SQLite on the store's writer thread, whose
+    /// batches commit several Routes' reservations at once; with Redis inline.
+    pub async fn route(
+        self: &Arc<Self>,
+        auth: Option<String>,
+        body: bytes::Bytes,
+    ) -> Result<(Outcome, Option<Routed>), String> {
+        let Store::Sqlite(writer) = &self.store else {
+            return self.route_in(auth.as_deref(), &body, None);
+        };
+        // A lone Route (nothing queued, the connection free) runs here, without a hand-off.
+        if let Some(out) = writer.try_inline(|db| {
+            let out = self.route_in(auth.as_deref(), &body, db);
+            (matches!(out, Ok((Outcome::Answer(_), _))), out)
+        }) {
+            return out.and_then(|r| r);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let front = Arc::clone(self);
+        writer.submit(Box::new(move |db| {
+            let out = front.route_in(auth.as_deref(), &body, db);
+            let keep = matches!(out, Ok((Outcome::Answer(_), _)));
+            let reply: store::Reply = Box::new(move |failed| {
+                let _ = tx.send(failed.map_or(out, Err));
+            });
+            (keep, reply)
+        }))?;
+        rx.await
+            .map_err(|_| "the Route's reservation was dropped by the store's writer".to_owned())?
     }
 
     fn core_for(&self, cfg: &FrontConfig, tenant: &str) -> Option<Arc<Core>> {

@@ -210,9 +210,8 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok());
     let outcome = match unframe(&bytes) {
-        // Inline on the worker: the whole Route is ~50-100 µs of CPU and one SQLite transaction
-        // (block_in_place's hand-off of the worker cost more than it saved).
-        Some(msg) => front.route(auth, msg),
+        // SQLite: on the store's writer thread, in batches; Redis: inline on the worker.
+        Some(_) => front.route(auth.map(str::to_owned), bytes.slice(5..)).await,
         None => Ok((Outcome::Delegate("framing"), None)),
     };
     match outcome {
