@@ -528,24 +528,24 @@ fn corrupt(e: bincode::Error) -> CoreError {
 
 /// Reads a v5 body, calling `each` on every arm in order.
 fn read_v5(body: &[u8], each: EachArm<'_>) -> Result<Header> {
-    let mut seed = BodySeed {
-        each,
-        stopped: None,
-    };
-    let out = options().deserialize_seed(&mut seed, body);
-    match (out, seed.stopped) {
-        (_, Some(e)) => Err(e),
-        (out, None) => out.map_err(corrupt),
-    }
+    with_seed(each, |seed| options().deserialize_seed(seed, body))
 }
 
 /// `read_v5` from a reader (a file, read through a buffer rather than whole).
 fn read_v5_from(body: impl Read, each: EachArm<'_>) -> Result<Header> {
+    with_seed(each, |seed| options().deserialize_from_seed(seed, body))
+}
+
+/// Runs `read` with a body seed handing arms to `each`; `each`'s own error wins over bincode's.
+fn with_seed<'f>(
+    each: EachArm<'f>,
+    read: impl FnOnce(&mut BodySeed<'f>) -> bincode::Result<Header>,
+) -> Result<Header> {
     let mut seed = BodySeed {
         each,
         stopped: None,
     };
-    let out = options().deserialize_from_seed(&mut seed, body);
+    let out = read(&mut seed);
     match (out, seed.stopped) {
         (_, Some(e)) => Err(e),
         (out, None) => out.map_err(corrupt),
