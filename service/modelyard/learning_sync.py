@@ -225,7 +225,7 @@ class LearningSync:
         return total.snapshot(), START, set()
 
     async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
-        """A base: the state as it is, with the changes not sent yet sent at once as one entry."""
+        """A base: the state as it is, with the changes not sent yet sent at once (in parts)."""
         assert scope.cursor is not None
         pos, also = scope.cursor, list(scope.own)
         with spool(None, name) as path:  # written to a file as it is encoded, then sent in chunks
