@@ -35,7 +35,7 @@ from modelyard.app import STATE_SAVE_INTERVAL_S
 from modelyard.v1 import router_pb2, router_pb2_grpc, types_pb2
 
 CORE_CHILD = """
-import json, sys, time
+import json, sys, tempfile, time
 from pathlib import Path
 from modelyard.config import load_config, to_core_catalog
 from modelyard.core import RoutingCore
@@ -58,11 +58,12 @@ for c in range(classes):
         core.report(model=m, role=2, task_class=f"class-{c}", status=1 + (c + k) % 2, input_tokens=9000,
                     cached_input_tokens=0, output_tokens=600, latency_ms=1200.0, now=now)
 learned, peak_learning = rss(), rss("VmHWM")
-data = core.snapshot()
-snap = len(data)
-if snap_out:
-    Path(snap_out).write_bytes(data)
-del data
+# As the server saves it: encoded straight into a file (Core.snapshot_to_path), never whole in memory.
+out = Path(snap_out) if snap_out else Path(tempfile.mkdtemp()) / "core.snapshot"
+core.snapshot_to_path(out)
+snap = out.stat().st_size
+if not snap_out:
+    out.unlink()
 print(json.dumps({"models": len(models), "task_classes": classes, "models_per_class": per_class,
                   "arms": core.arm_count(), "rss_before_mb": round(base, 1), "rss_after_mb": round(learned, 1),
                   "peak_learning_mb": round(peak_learning, 1), "peak_with_snapshot_mb": round(rss("VmHWM"), 1),
