@@ -484,22 +484,27 @@ impl Core {
     /// When changes are tracked, the replacement is one: the journal records −old and +new, so
     /// the other replicas replace theirs too.
     pub fn restore(&self, data: &[u8]) -> Result<()> {
-        self.restore_decoded(&snapshot::decode(data)?)
+        self.replace_sums(&snapshot::decode(data)?, true)
     }
 
     /// `restore` from a snapshot file, read through a buffer (`snapshot::decode_file`).
     pub fn restore_file(&self, path: &std::path::Path) -> Result<()> {
-        self.restore_decoded(&snapshot::decode_file(path)?)
+        self.replace_sums(&snapshot::decode_file(path)?, true)
     }
 
-    fn restore_decoded(&self, snap: &snapshot::Decoded<'_>) -> Result<()> {
+    /// Replaces the sums with `snap`'s; `recorded`: as a change the journal records (−old, +new).
+    fn replace_sums(&self, snap: &snapshot::Decoded<'_>, recorded: bool) -> Result<()> {
         let mut st = self.state.write();
-        st.table.record_all(-1.0);
+        if recorded {
+            st.table.record_all(-1.0);
+        }
         st.table.clear();
         let lambda = st.catalog.lambda();
         let merged = snap.merge_into(&mut st.table, lambda);
         st.table.align_journal(lambda);
-        st.table.record_all(1.0);
+        if recorded {
+            st.table.record_all(1.0);
+        }
         st.last_now = snap.last_now();
         merged
     }
@@ -573,22 +578,12 @@ impl Core {
     /// Replaces the learned sums with the shared state of all replicas (a replica catching up),
     /// which is not a change of this replica's: the journal keeps what it holds.
     pub fn restore_shared(&self, data: &[u8]) -> Result<()> {
-        self.restore_shared_decoded(&snapshot::decode(data)?)
+        self.replace_sums(&snapshot::decode(data)?, false)
     }
 
     /// `restore_shared` from a snapshot file (`snapshot::decode_file`).
     pub fn restore_shared_file(&self, path: &std::path::Path) -> Result<()> {
-        self.restore_shared_decoded(&snapshot::decode_file(path)?)
-    }
-
-    fn restore_shared_decoded(&self, snap: &snapshot::Decoded<'_>) -> Result<()> {
-        let mut st = self.state.write();
-        st.table.clear();
-        let lambda = st.catalog.lambda();
-        let merged = snap.merge_into(&mut st.table, lambda);
-        st.table.align_journal(lambda);
-        st.last_now = snap.last_now();
-        merged
+        self.replace_sums(&snapshot::decode_file(path)?, false)
     }
 
     pub fn arm_count(&self) -> usize {
