@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost::Message;
 
@@ -460,7 +461,7 @@ impl Front {
             seed,
             now,
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let decided = match &self.store {
             Store::Sqlite(_) => {
                 // Inside the writer's batch transaction, in a savepoint of this Route's own.
@@ -526,16 +527,19 @@ impl Front {
         // A lone Route (nothing queued, the connection free) runs here, without a hand-off.
         if let Some(out) = writer.try_inline(|db| {
             let out = self.route_in(auth.as_deref(), &body, db);
-            (matches!(out, Ok((Outcome::Answer(_), _))), out)
+            (is_answer(&out), (out, Instant::now()))
         }) {
-            return out.and_then(|r| r);
+            return out.and_then(|(out, done)| with_store_time(out, done.elapsed()));
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let front = Arc::clone(self);
+        let submitted = Instant::now();
         writer.submit(Box::new(move |db| {
+            let queued = submitted.elapsed();
             let out = front.route_in(auth.as_deref(), &body, db);
-            let keep = matches!(out, Ok((Outcome::Answer(_), _)));
+            let (keep, done) = (is_answer(&out), Instant::now());
             let reply: store::Reply = Box::new(move |failed| {
+                let out = with_store_time(out, queued + done.elapsed());
                 let _ = tx.send(failed.map_or(out, Err));
             });
             (keep, reply)
@@ -548,6 +552,25 @@ impl Front {
         let key = if cfg.per_tenant { tenant } else { "" };
         self.cores.read().get(key).cloned()
     }
+}
+
+fn is_answer(out: &Result<(Outcome, Option<Routed>), String>) -> bool {
+    matches!(out, Ok((Outcome::Answer(_), _)))
+}
+
+/// Adds the store time a Route spent outside `route_in` (waiting for its batch, the COMMIT) to
+/// what its telemetry reports, so the store histogram still covers the whole reservation.
+fn with_store_time(
+    out: Result<(Outcome, Option<Routed>), String>,
+    extra: std::time::Duration,
+) -> Result<(Outcome, Option<Routed>), String> {
+    out.map(|(o, routed)| {
+        let routed = routed.map(|mut r| {
+            r.store_s += extra.as_secs_f64();
+            r
+        });
+        (o, routed)
+    })
 }
 
 /// What a Route decides with, once the request is admitted.
@@ -599,7 +622,7 @@ impl Ctx<'_> {
             self.seed,
             self.now,
         );
-        let core_started = std::time::Instant::now();
+        let core_started = Instant::now();
         let d = self.core.route(&req).map_err(|e| e.to_string())?;
         let core_s = core_started.elapsed().as_secs_f64();
         let Some(model) = d.model().map(str::to_owned) else {
