@@ -1,9 +1,10 @@
 //! The Redis store's Route operations in Rust: the counters read with one pipelined round trip and
 //! the reservation by the same versioned script as `store/redis_store.py` (`lua/reserve.lua`),
 //! with the same keys (`_redis_codec.py`) and record fields, so the Python side settles, expires
-//! and reads what the front reserved. A minimal RESP2 client over one blocking TCP connection with
-//! short timeouts: any error drops the connection and the Route is forwarded to Python, whose
-//! store retries, reconnects and applies the fail-open policy.
+//! and reads what the front reserved. A minimal RESP2 client over blocking TCP connections (one
+//! per Route in flight, kept for reuse) with short timeouts: any error drops the connection and
+//! the Route is forwarded to Python, whose store retries, reconnects and applies the fail-open
+//! policy.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -19,6 +20,8 @@ pub const RETENTION_S: i64 = 35 * 86_400;
 const TIMEOUT: Duration = Duration::from_secs(1);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const DOWN_BACKOFF: Duration = Duration::from_secs(1);
+/// Idle connections kept (one per front thread is what Routes use; the rest absorb bursts).
+const MAX_IDLE: usize = 4;
 
 #[derive(Debug)]
 pub enum Reply {
@@ -159,7 +162,9 @@ fn b(s: impl AsRef<[u8]>) -> Vec<u8> {
 pub struct RedisStore {
     target: Target,
     prefix: String,
-    conn: Mutex<Option<Conn>>,
+    /// Idle connections; a Route takes one for its round trip (or opens one), so Routes on
+    /// different front threads reach Redis at once instead of queueing for one connection.
+    idle: Mutex<Vec<Conn>>,
     script: String,
     sha: Mutex<Option<String>>,
     /// (tenant, key_id) already in the tenants index and key owner hash (redis_store.py `_known`).
@@ -186,7 +191,7 @@ impl RedisStore {
         Ok(Self {
             target: parse_url(url)?,
             prefix: prefix.to_owned(),
-            conn: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
             script: script.to_owned(),
             sha: Mutex::new(None),
             known: Mutex::new(HashSet::new()),
@@ -240,22 +245,22 @@ impl RedisStore {
         Ok(conn)
     }
 
-    /// Runs `cmds` pipelined on the connection (opened on first use, dropped on any error).
+    /// Runs `cmds` pipelined on an idle connection (or a new one); a connection that failed is
+    /// dropped, and the Routes of the next `DOWN_BACKOFF` go to Python.
     fn send(&self, cmds: &[Vec<Vec<u8>>]) -> Result<Vec<Reply>, String> {
         if self.down_until.lock().is_some_and(|t| Instant::now() < t) {
             return Err("redis: down a moment ago; the service handles it".into());
         }
-        let mut guard = self.conn.lock();
-        let result = match guard.as_mut() {
-            Some(c) => c.send(cmds),
-            None => self.connect().and_then(|mut c| {
-                let r = c.send(cmds);
-                *guard = Some(c);
-                r
-            }),
-        };
+        let idle = self.idle.lock().pop();
+        let result = idle.map_or_else(|| self.connect(), Ok).and_then(|mut c| {
+            let r = c.send(cmds)?;
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE {
+                idle.push(c);
+            }
+            Ok(r)
+        });
         if result.is_err() {
-            *guard = None;
             *self.down_until.lock() = Some(Instant::now() + DOWN_BACKOFF);
         }
         result
