@@ -15,8 +15,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from modelyard import routing
@@ -154,23 +154,23 @@ async def dispatch(app: App, who: Principal, req: DispatchInput) -> AsyncGenerat
     decision = await routing.route(app, who, _excluding_open_endpoints(app, req.route))
     if decision.replayed:
         raise InvalidArgument("route.request_id", "was already used; Dispatch needs a new request_id per call")
-    yield DecisionMade(decision)
     input_chars = sum(len(m.content) + len(m.raw_json) for m in req.messages)
+    call = _Call(decision, input_chars)
+    # A caller that leaves right after the decision is cancelled here, at the yield, before the
+    # provider call below: the decision's reservation must be settled as cancelled all the same.
+    async with _settled_if_cancelled(app, who, call):
+        yield DecisionMade(decision)
     failed = list(req.route.failed_models)
     calls: list[_Call] = []
     while True:
-        call = _Call(decision, input_chars)
         calls.append(call)
         error: ProviderError | None = None
         try:
-            async with aclosing(_call(app, req, call, deadline)) as events:
+            async with _settled_if_cancelled(app, who, call), aclosing(_call(app, req, call, deadline)) as events:
                 async for event in events:
                     yield event
         except ProviderError as exc:
             error = exc
-        except (asyncio.CancelledError, GeneratorExit):
-            await _settle_shielded(app, who, call, CANCELLED)
-            raise
         status = SUCCESS if error is None else TIMEOUT if isinstance(error, ProviderTimeout) else ERROR
         await _settle(app, who, call, status)
         yield UsageUpdate(call.final_usage())
@@ -183,8 +183,10 @@ async def dispatch(app: App, who: Principal, req: DispatchInput) -> AsyncGenerat
             yield _outcome(calls, status, error, started, note=nxt)
             return
         log.info("dispatch falls back from %s to %s: %s", decision.model.model_id, nxt.model.model_id, error)
-        yield FallingBack(decision.model.model_id, str(error), nxt.model, nxt.decision_id)
-        decision = nxt
+        previous, decision = decision, nxt
+        call = _Call(decision, input_chars)
+        async with _settled_if_cancelled(app, who, call):
+            yield FallingBack(previous.model.model_id, str(error), nxt.model, nxt.decision_id)
 
 
 async def _next_decision(
@@ -254,6 +256,16 @@ async def _call(app: App, req: DispatchInput, call: _Call, deadline: float | Non
                 breaker.record(healthy)
             u = call.final_usage()
             span.usage(u, call_cost_usd(price, u.input_tokens, u.cached_input_tokens, u.output_tokens))
+
+
+@asynccontextmanager
+async def _settled_if_cancelled(app: App, who: Principal, call: _Call) -> AsyncIterator[None]:
+    """Settles `call` as cancelled when the caller goes away inside the block."""
+    try:
+        yield
+    except (asyncio.CancelledError, GeneratorExit):
+        await _settle_shielded(app, who, call, CANCELLED)
+        raise
 
 
 async def _settle_shielded(app: App, who: Principal, call: _Call, status: int) -> None:

@@ -7,10 +7,13 @@ import time
 import grpc
 import pytest
 
+from modelyard.dispatch import dispatch
+from modelyard.servicers.router import dispatch_input
 from modelyard.v1 import types_pb2
 from tests.conftest import auth
 from tests.dispatch.conftest import Env, outcome, request, run
 from tests.dispatch.fakes import Step
+from tests.helpers import key_for
 
 USAGE = {"prompt_tokens": 1000, "completion_tokens": 100, "prompt_tokens_details": {"cached_tokens": 0}}
 
@@ -72,4 +75,25 @@ def test_open_breaker_skips_the_endpoint_then_probes(env: Env) -> None:
     assert breaker.state == "half_open" and breaker.acquire() and not breaker.acquire()
     breaker.record(True)
     assert breaker.state == "closed"
+    assert env.reserved_usd() == 0
+
+
+def test_a_caller_gone_right_after_the_decision_leaves_nothing_reserved(env: Env) -> None:
+    # The race a gRPC client cannot force: the caller leaves while Dispatch still waits at its
+    # first event (the decision), before the provider call. Driven on the server's own loop, the
+    # generator closed right there; the decision must settle as cancelled, its hold released.
+    env.oa.set_script(Step(text="never read", usage=USAGE))
+    app = env.thread.app
+    who = app.runtime.keys.authenticate(key_for("admin"))
+    req = dispatch_input(request(["oa-small"]), app, None)
+
+    async def walk_away() -> str:
+        events = dispatch(app, who, req)
+        first = await anext(events)
+        await events.aclose()
+        return first.decision.decision_id
+
+    decision_id = env.thread.call(walk_away())
+    record = wait_settled(env, decision_id)
+    assert record.status == types_pb2.OUTCOME_STATUS_CANCELLED
     assert env.reserved_usd() == 0

@@ -27,14 +27,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     async def Dispatch(
         self, request: router_pb2.DispatchRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[router_pb2.DispatchEvent]:
-        req = dispatch.DispatchInput(
-            route=convert.route_input(request.route, self.app.runtime.token_defaults, prefix="route."),
-            messages=tuple(Message(m.role, m.content, m.raw_json) for m in request.messages),
-            max_output_tokens=request.max_output_tokens,
-            temperature=request.temperature if request.HasField("temperature") else None,
-            tools_json=request.tools_json, stream=request.stream, metadata=dict(request.metadata),
-            deadline_s=context.time_remaining(),
-        )
+        req = dispatch_input(request, self.app, context.time_remaining())
         async with aclosing(dispatch.dispatch(self.app, principal(), req)) as events:
             async for event in events:
                 yield _dispatch_event(event)
@@ -58,6 +51,17 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             per_model=[router_pb2.ModelUse(model_id=m, steps=n, cost_usd=c) for m, n, c in res.per_model],
             duplicate=res.duplicate,
         )
+
+
+def dispatch_input(request: router_pb2.DispatchRequest, app: App, deadline_s: float | None) -> dispatch.DispatchInput:
+    return dispatch.DispatchInput(
+        route=convert.route_input(request.route, app.runtime.token_defaults, prefix="route."),
+        messages=tuple(Message(m.role, m.content, m.raw_json) for m in request.messages),
+        max_output_tokens=request.max_output_tokens,
+        temperature=request.temperature if request.HasField("temperature") else None,
+        tools_json=request.tools_json, stream=request.stream, metadata=dict(request.metadata),
+        deadline_s=deadline_s,
+    )
 
 
 def _usage(u: dispatch.Usage) -> types_pb2.Usage:
