@@ -1,7 +1,8 @@
 //! The SQLite store's Route operations in Rust, on the same file, schema and semantics as
-//! `service/modelyard/store/_sqlite_ops.py` (the reference): the reservation is one
-//! `BEGIN IMMEDIATE … COMMIT` (replay check, counters read and checked, the decision row, the
-//! counters and holds written) at `synchronous=NORMAL`, as the Python store commits reservations.
+//! `service/modelyard/store/_sqlite_ops.py` (the reference): a reservation (replay check,
+//! counters read and checked, the decision row, the counters and holds written) commits inside
+//! `BEGIN IMMEDIATE … COMMIT` at `synchronous=NORMAL`, as the Python store commits reservations:
+//! alone when the front is idle, else in a savepoint of a batch the `Writer` commits at once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -210,14 +211,11 @@ fn write_batches(conn: &Mutex<Connection>, rx: &mpsc::Receiver<Job>, queued: &At
         let began = conn.execute_batch("BEGIN IMMEDIATE");
         let mut replies: Vec<(bool, Reply)> = Vec::with_capacity(n);
         for job in batch {
-            if began.is_err() {
-                if let Ok(r) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(None)))
-                {
-                    replies.push(r);
-                }
-                continue;
-            }
-            replies.push(run_in_savepoint(&mut conn, job));
+            replies.push(if began.is_ok() {
+                run_in_savepoint(&mut conn, job)
+            } else {
+                guarded(job, None)
+            });
         }
         let commit = match began {
             Err(e) => Err(e.to_string()),
@@ -237,19 +235,19 @@ fn write_batches(conn: &Mutex<Connection>, rx: &mpsc::Receiver<Job>, queued: &At
     }
 }
 
+/// Runs `job`; a panic in one Route must not stop the writer: its reply is dropped (the Route is
+/// then forwarded to the service) and nothing of it is kept.
+fn guarded(job: Job, db: Option<&Connection>) -> (bool, Reply) {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db)))
+        .unwrap_or_else(|_| (false, Box::new(|_| {})))
+}
+
 /// Runs `job` in a savepoint, released when it keeps its writes and rolled back otherwise.
 fn run_in_savepoint(conn: &mut Connection, job: Job) -> (bool, Reply) {
     let Ok(sp) = conn.savepoint() else {
-        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(None)))
-            .unwrap_or_else(|_| (false, Box::new(|_| {})));
+        return guarded(job, None);
     };
-    // A panic in one Route must not stop the writer: its reply is dropped (the Route is then
-    // forwarded to the service) and its savepoint rolled back.
-    let Ok((keep, reply)) =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Some(&sp))))
-    else {
-        return (false, Box::new(|_| {}));
-    };
+    let (keep, reply) = guarded(job, Some(&sp));
     if keep {
         if let Err(e) = sp.commit() {
             let why = e.to_string();
