@@ -8,7 +8,7 @@ on the store's worker thread.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -279,7 +279,7 @@ def ledger(conn: sqlite3.Connection, tenant: str | None, since: float) -> list[L
 STATE_CHUNK_BYTES = 1 << 20
 
 
-def save_state(conn: sqlite3.Connection, name: str, blob: bytes | Iterable[bytes], now: float) -> None:
+def save_state(conn: sqlite3.Connection, name: str, blob: bytes | Path, now: float) -> None:
     """The blob goes into `state_chunks` 1 MiB at a time, each chunk bound as a parameter; the
     `state` row keeps the name and time (its own blob column, version 1's, stays empty).
 
@@ -287,24 +287,14 @@ def save_state(conn: sqlite3.Connection, name: str, blob: bytes | Iterable[bytes
     INSERT statement for the connection's life; written through incremental blob I/O over the
     pages freed by the state it replaced, SQLite held twice its size while writing (measured:
     +340 MB peak per save; bench/load/memory_bench.py --restore-server). In chunks the store holds
-    about one chunk. `blob` may also be the chunks themselves (`save_state_file`)."""
-    if isinstance(blob, (bytes, bytearray, memoryview)):
-        view = memoryview(blob)
-        parts: Iterable[bytes | memoryview] = (
-            view[at:at + STATE_CHUNK_BYTES] for at in range(0, len(view), STATE_CHUNK_BYTES))
-    else:
-        parts = blob
-    chunks = ((name, seq, part) for seq, part in enumerate(parts))
+    about one chunk. `blob` may also be a spool file, read a chunk at a time inside the
+    transaction (`SqliteStore.save_state_from`)."""
+    chunks = ((name, seq, part) for seq, part in enumerate(spool.pieces(blob, STATE_CHUNK_BYTES)))
     with transaction(conn):
         conn.execute("DELETE FROM state_chunks WHERE name = ?", (name,))
         conn.executemany("INSERT INTO state_chunks VALUES (?, ?, ?)", chunks)
         conn.execute("INSERT INTO state VALUES (?, x'', ?) ON CONFLICT (name) DO UPDATE"
                      " SET blob = x'', updated_at = excluded.updated_at", (name, now))
-
-
-def save_state_file(conn: sqlite3.Connection, name: str, path: Path, now: float) -> None:
-    """`save_state` of a state file, read a chunk at a time inside the transaction."""
-    save_state(conn, name, spool.chunks(path, STATE_CHUNK_BYTES), now)
 
 
 def load_state_file(conn: sqlite3.Connection, name: str, path: Path) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -51,12 +51,9 @@ from modelyard.store.base import (
     StoreUnavailable,
     WindowUsage,
 )
-from modelyard.store.spool import StateFile, chunks, off_loop, spool
+from modelyard.store.spool import StateFile, off_loop, pieces, spool
 from modelyard.store.summary import released_micros, summarize_job
 from modelyard.store.windows import WINDOWS, window_bounds
-
-#: A state is copied to and from Redis in pieces of this size (`save_state_from`).
-STATE_CHUNK_BYTES = 4 << 20
 
 log = logging.getLogger("modelyard.store")
 
@@ -67,7 +64,7 @@ WAIT_TIMEOUT_MS = 500
 MAX_CONNECTIONS = 64
 
 
-BASE_CHUNK = 4 << 20  # a base is stored and read in 4 MiB fields, each well within a socket timeout
+BASE_CHUNK = 4 << 20  # a base (or a state) is stored and read in 4 MiB pieces, each well within a socket timeout
 
 STAGING_TTL_MS = 600_000
 
@@ -355,7 +352,7 @@ class RedisStore:
             async with self._io() as red:
                 try:
                     await red.delete(staging)
-                    for chunk in chunks(path, STATE_CHUNK_BYTES):
+                    for chunk in pieces(path, BASE_CHUNK):
                         await red.append(staging, chunk)
                     await red.rename(staging, key)
                 finally:
@@ -369,8 +366,8 @@ class RedisStore:
                 if not size:
                     return False
                 with path.open("wb") as f:
-                    for at in range(0, size, STATE_CHUNK_BYTES):
-                        f.write(await red.getrange(key, at, at + STATE_CHUNK_BYTES - 1))
+                    for at in range(0, size, BASE_CHUNK):
+                        f.write(await red.getrange(key, at, at + BASE_CHUNK - 1))
             await off_loop(read, path)
             return True
 
@@ -430,11 +427,7 @@ class RedisStore:
         ms, seq = (int(x) for x in pos.split("-"))
         k = self.keys
         staging = f"{k.learn_base(name)}:{tag or 'next'}"
-        if isinstance(blob, Path):
-            parts: Iterable[bytes | memoryview] = chunks(blob, BASE_CHUNK)
-        else:
-            view = memoryview(blob)  # slices without copies: a base may be hundreds of MB
-            parts = (view[i:i + BASE_CHUNK] for i in range(0, len(view), BASE_CHUNK))
+        parts = pieces(blob, BASE_CHUNK)  # no copies: a base may be hundreds of MB
         count = size = 0
         async with self._io() as red:
             await red.delete(staging)

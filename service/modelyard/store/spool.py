@@ -48,3 +48,13 @@ def chunks(path: Path, size: int) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(size):
             yield chunk
+
+
+def pieces(state: bytes | bytearray | memoryview | Path, size: int) -> Iterator[bytes | memoryview]:
+    """A state held in memory (sliced without copies) or in a spool file, `size` bytes at a time."""
+    if isinstance(state, Path):
+        yield from chunks(state, size)
+        return
+    view = memoryview(state)
+    for at in range(0, len(view), size):
+        yield view[at:at + size]

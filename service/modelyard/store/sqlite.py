@@ -304,7 +304,7 @@ class SqliteStore:
     async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
         with spool(self._spool_dir(), name) as path:
             await off_loop(write, path)
-            await self._run(ops.save_state_file, name, path, now)
+            await self._run(ops.save_state, name, path, now)
 
     async def load_state_into(self, name: str, read: StateFile) -> bool:
         with spool(self._spool_dir(), name) as path:
