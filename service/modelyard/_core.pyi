@@ -202,13 +202,21 @@ class Front:
     def start(self, listen: str, upstream: str, threads: int = 2) -> int:
         """Binds `listen` (raises OSError naming server.listen when it cannot) and returns the port."""
     def stop(self, grace_s: float) -> None: ...
-    def drain_routed(self) -> list[tuple[tuple[str, str, int, str, str], tuple[str, str, float, float, bool, int],
-                                         tuple[int, int, str | None, str, float, float]]]:
-        """Routes served since the last call: ((tenant, key_id, role, task_class, job_id), (model,
-        decision_id, cost_usd, reserved_usd, exploration, attempt), (start_unix_ns, duration_ns,
-        traceparent, payload, seconds in the core, seconds in the store))."""
+    def drain_routed(self) -> list[tuple[Any, ...]]:
+        """Routes served since the last call: ((tenant, key_id, role, task_class, job_id, attempt),
+        (decision_id, (model, provider, upstream_model), fallbacks, cost_usd, success_probability,
+        latency_ms, exploration, sticky, budget_remaining_usd, reserved_usd), budgets [(scope,
+        subject, window, remaining)], (start_unix_ns, duration_ns, traceparent, core_s, store_s))."""
+    def set_telemetry(self, spec_json: str | None = None) -> None:
+        """How `drain_summary` sums the Routes and encodes their spans (front.telemetry_spec); None: counts only."""
+    def drain_summary(self) -> tuple[Any, ...]:
+        """Routes served since the last call, summed: (by_model, decisions, budgets, job_roles, core_s,
+        store_s, rpc_ms, spans [(encoded ScopeSpans.spans fields, count)])."""
     def stats(self) -> dict[str, Any]:
         """{"served": n, "dropped": n, "delegated": {reason: n}}."""
+
+def scrub_bearer(text: str, replacement: str) -> str:
+    """`text` with every match of redact.py's bearer pattern replaced, as the front's spans are scrubbed."""
 
 def sqlite_soft_heap_limit(limit: int) -> int:
     """PRAGMA soft_heap_limit = limit through the front's SQLite library; returns the previous limit

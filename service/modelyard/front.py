@@ -8,12 +8,16 @@ private Unix socket. This module resolves the running config into what the front
 it on start and on every reload, hands it the cores, and turns the Routes it served into what the
 Python Route would have left behind: the decision counts of Admin.GetStats and, with telemetry on,
 the same server span (parented on the caller's traceparent, with the same attributes) and metrics,
-recorded on a thread of their own so the front never waits for them.
+recorded on a thread of their own so the front never waits for them. The front sums a batch of Routes
+for the metrics and encodes their spans itself (router_core/src/front/spans.rs, `telemetry_spec` says
+how), so Python's share is a few calls per batch; only a sampler it cannot describe keeps the
+Python-built spans (`_record`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -22,16 +26,18 @@ import tempfile
 import threading
 from collections import Counter
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import trace
 from opentelemetry.propagate import extract
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, sampling
 
 from modelyard.core import RoutingCore, RustFront, sqlite_soft_heap_limit
-from modelyard.domain import WINDOW_NAMES, Constraints
+from modelyard.domain import ROLE_NAMES, WINDOW_NAMES, Constraints
 from modelyard.telemetry import rpc as telemetry_rpc
 from modelyard.telemetry import semconv as sc
+from modelyard.telemetry.metrics import record_many
+from modelyard.telemetry.redact import sensitive_key
 
 if TYPE_CHECKING:
     from modelyard.app import App
@@ -101,6 +107,53 @@ def store_spec(rt: Runtime) -> str:
     return json.dumps({"kind": "redis", "url": url, "prefix": st.redis.key_prefix, "reserve_script": script})
 
 
+def _rpc_attributes() -> dict[str, Any]:
+    service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
+    return {"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method, sc.LABEL_GRPC_CODE: 0}
+
+
+def describe_sampler(sampler: sampling.Sampler) -> dict[str, Any] | None:
+    """The tracer provider's sampler as the front's spans.rs applies it, or None when it is not one of the
+    SDK's own (always on/off, trace-id ratio, parent-based over those) and only Python can ask it."""
+    kind = type(sampler)
+    if kind is sampling.StaticSampler:
+        return {"kind": "on" if sampler.get_description() == "AlwaysOnSampler" else "off"}
+    if kind is sampling.TraceIdRatioBased:
+        return {"kind": "ratio", "bound": sampler.bound}  # type: ignore[attr-defined]
+    if isinstance(sampler, sampling.ParentBased) and kind.should_sample is sampling.ParentBased.should_sample:
+        parts = [describe_sampler(getattr(sampler, f"_{name}", None))  # type: ignore[arg-type]
+                 for name in ("root", "remote_parent_sampled", "remote_parent_not_sampled")]
+        if all(p is not None for p in parts):
+            return {"kind": "parent", "root": parts[0], "remote_sampled": parts[1], "remote_not_sampled": parts[2]}
+    return None
+
+
+def telemetry_spec(tel: Telemetry | None) -> str | None:
+    """What the front sums and encodes of its Routes' telemetry (router_core/src/front/spans.rs), as
+    JSON; None when the tracer's sampler is not one the front can apply (then `_record` builds the spans)."""
+    spans = None
+    if tel is not None:
+        sampler = describe_sampler(tel.tracer_provider.sampler)
+        if sampler is None or tel.front_spans is None:
+            return None
+        redact = tel.front_spans.redact
+
+        def keep(key: str) -> bool:
+            return not (redact and sensitive_key(key))
+
+        fields = {name: name for name in inspect.signature(telemetry_rpc.route_attributes).parameters}
+        spans = {
+            "name": ROUTE_METHOD,
+            "fixed": [[k, v] for k, v in _rpc_attributes().items() if keep(k)],
+            # {attribute key: the Route field it carries}, in the Python span's order
+            "route": [[k, f] for k, f in telemetry_rpc.route_attributes(**cast(Any, fields)).items() if keep(k)],
+            "scrub": sc.REDACTED if redact else None,
+            "sampler": sampler,
+            "max_batch": tel.front_spans.max_batch,
+        }
+    return json.dumps({"roles": ROLE_NAMES, "spans": spans})
+
+
 def check_one_sqlite_library() -> None:
     """The front writes the SQLite store through its own connection, in this process: it must go through
     the SQLite library Python's sqlite3 module uses. Two copies of SQLite in one process do not see each
@@ -145,6 +198,7 @@ class Front:
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._lock = threading.Lock()  # one drain at a time: the pump thread or a stats reader
+        self._summed = True  # the front sums and encodes (telemetry_spec); False: Python builds the spans
 
     @property
     def upstream(self) -> str:
@@ -156,6 +210,13 @@ class Front:
         if app.runtime.config.store.kind == "sqlite":
             check_one_sqlite_library()
         self._native = RustFront(front_config(app.runtime), store_spec(app.runtime), app.jobs)
+        spec = telemetry_spec(self.telemetry)
+        self._summed = self.telemetry is None or spec is not None
+        if self._summed:
+            self._native.set_telemetry(spec)
+        else:
+            log.info("telemetry: the tracer's sampler is not one the Rust front applies; its Route spans are built"
+                     " in Python")
         for name, core in app.cores().items():
             self._native.set_core(name, core.native)
         app.core_listeners.append(self._core_added)
@@ -200,6 +261,9 @@ class Front:
         if self._native is None:
             return
         with self._lock:
+            if self._summed:
+                self._record_summary(self._native.drain_summary())
+                return
             routed = self._native.drain_routed()
             by_model = Counter(model for _, (_, (model, _, _), *_), _, _ in routed)
             for model, n in by_model.items():
@@ -207,16 +271,35 @@ class Front:
             if self.telemetry is not None and routed:
                 self._record(self.telemetry, routed)
 
+    def _record_summary(self, summary: tuple[Any, ...]) -> None:
+        """A batch the front summed: counts per model and label set, the budgets' latest, each job's roles
+        once, the latencies, and spans already encoded, which go to the span shipper as they are."""
+        by_model, decisions, budgets, job_roles, core_s, store_s, rpc_ms, spans = summary
+        for model, n in by_model:
+            self.app.stats.decided(model, n)
+        tel = self.telemetry
+        if tel is None or not by_model:
+            return
+        if tel.front_spans is not None:
+            for encoded, count in spans:
+                tel.front_spans.put(encoded, count)
+        m = tel.metrics
+        for (tenant, scope, subject, window), left in budgets:
+            m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
+        for tenant, job_id, role in job_roles:
+            m.job_roles.add(tenant, job_id, role)
+        for (tenant, model, role, exploring, task_class), n in decisions:
+            m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))
+        record_many(m.core_duration, core_s, _CORE_LABELS)
+        record_many(m.store_duration, store_s, _STORE_LABELS)
+        record_many(m.rpc_duration, rpc_ms, _RPC_LABELS)
+
     @staticmethod
     def _record(tel: Telemetry, routed: list[Any]) -> None:
         """What telemetry/rpc.py records for a Python Route, for a batch of the front's: the same span
         attributes and metrics; counters added once per label set and batch (the same sums)."""
         m = tel.metrics
-        service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
-        rpc_attrs: dict[str, Any] = {"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method,
-                     sc.LABEL_GRPC_CODE: 0}
-        rpc_labels = {sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method, sc.LABEL_GRPC_CODE: "OK"}
-        core_labels, store_labels = {sc.LABEL_OPERATION: "route"}, {sc.LABEL_OPERATION: "reserve"}
+        rpc_attrs = _rpc_attributes()
         decisions: Counter[tuple[str, str, str, bool, str]] = Counter()
         for who, d, budgets, timing in routed:
             tenant, key_id, role_num, task_class, job_id, attempt = who
@@ -236,11 +319,17 @@ class Front:
                     m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
             m.job_roles.add(tenant, job_id, role)
             decisions[(tenant, model, role, exploring, task_class)] += 1
-            m.core_duration.record(core_s, core_labels)
-            m.store_duration.record(store_s, store_labels)
-            m.rpc_duration.record(duration_ns / 1e6, rpc_labels)
+            m.core_duration.record(core_s, _CORE_LABELS)
+            m.store_duration.record(store_s, _STORE_LABELS)
+            m.rpc_duration.record(duration_ns / 1e6, _RPC_LABELS)
         for (tenant, model, role, exploring, task_class), n in decisions.items():
             m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))
+
+
+_CORE_LABELS = {sc.LABEL_OPERATION: "route"}
+_STORE_LABELS = {sc.LABEL_OPERATION: "reserve"}
+_RPC_LABELS = {sc.LABEL_RPC_SERVICE: ROUTE_METHOD.lstrip("/").rpartition("/")[0],
+               sc.LABEL_RPC_METHOD: ROUTE_METHOD.rpartition("/")[2], sc.LABEL_GRPC_CODE: "OK"}
 
 
 def _server_span(tel: Telemetry, start_ns: int, end_ns: int, traceparent: str, attributes: dict[str, Any]) -> None:

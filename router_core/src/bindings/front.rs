@@ -6,11 +6,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 
 use super::jobs::PyJobTracker;
 use super::PyCore;
 use crate::front::config::FrontConfig;
+use crate::front::spans::{self, Spec};
 use crate::front::{Front, Running, StoreSpec};
 
 fn parse(config_json: &str) -> PyResult<FrontConfig> {
@@ -141,6 +142,42 @@ impl PyFront {
             .collect()
     }
 
+    /// How the served Routes' telemetry is summed and their spans encoded (`front.telemetry_spec`),
+    /// or None: only the counts per model.
+    #[pyo3(signature = (spec_json=None))]
+    fn set_telemetry(&self, spec_json: Option<&str>) -> PyResult<()> {
+        let spec = spec_json
+            .map(Spec::parse)
+            .transpose()
+            .map_err(PyValueError::new_err)?;
+        self.front.set_telemetry(spec);
+        Ok(())
+    }
+
+    /// The Routes served since the last call, summed: (by_model [(model, n)], decisions
+    /// [((tenant, model, role, exploration, task_class), n)], budgets [((tenant, scope, subject,
+    /// window), remaining)], job_roles [(tenant, job_id, role)], core_s, store_s, rpc_ms, spans
+    /// [(bytes, count)]). Everything past by_model is empty until `set_telemetry`.
+    fn drain_summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let s = py.allow_threads(|| self.front.drain_summary());
+        let pieces: Vec<(Bound<'py, PyBytes>, usize)> = s
+            .spans
+            .iter()
+            .map(|(b, n)| (PyBytes::new(py, b), *n))
+            .collect();
+        (
+            s.by_model,
+            s.decisions,
+            s.budgets,
+            s.job_roles,
+            s.core_s,
+            s.store_s,
+            s.rpc_ms,
+            pieces,
+        )
+            .into_pyobject(py)
+    }
+
     /// {"served": n, "dropped": n, "delegated": {reason: n}}.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -157,6 +194,13 @@ impl PyFront {
         d.set_item("delegated", self.front.delegations())?;
         Ok(d)
     }
+}
+
+/// redact.py's bearer-token scrub as the front applies it to span values (for the tests that hold
+/// the two to the same result): `text` with every match of `(?i)bearer\s+\S+` replaced by `replacement`.
+#[pyfunction]
+pub fn scrub_bearer(text: &str, replacement: &str) -> String {
+    spans::scrub_bearer(text, replacement)
 }
 
 /// `PRAGMA soft_heap_limit = limit` through the front's SQLite library, returning the previous

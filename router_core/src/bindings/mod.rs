@@ -303,6 +303,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<front::PyFront>()?;
     #[cfg(feature = "front")]
     m.add_function(wrap_pyfunction!(front::sqlite_soft_heap_limit, m)?)?;
+    #[cfg(feature = "front")]
+    m.add_function(wrap_pyfunction!(front::scrub_bearer, m)?)?;
     m.add("CoreError", m.py().get_type::<PyCoreError>())?;
     Ok(())
 }

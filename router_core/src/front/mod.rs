@@ -10,6 +10,7 @@ pub mod pb;
 pub mod redis;
 pub mod route;
 mod server;
+pub mod spans;
 pub mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -61,6 +62,8 @@ pub struct Front {
     delegated: Mutex<HashMap<&'static str, u64>>,
     routed: Mutex<VecDeque<Routed>>,
     pub routed_dropped: AtomicU64,
+    /// How Python wants the served Routes' telemetry (`summarize_routed`); None: not set.
+    telemetry: RwLock<Option<Arc<spans::Spec>>>,
     /// Routes being read or answered right now (server.max_concurrent_rpcs).
     in_flight: std::sync::atomic::AtomicUsize,
 }
@@ -98,6 +101,7 @@ impl Front {
             delegated: Mutex::new(HashMap::new()),
             routed: Mutex::new(VecDeque::new()),
             routed_dropped: AtomicU64::new(0),
+            telemetry: RwLock::new(None),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
         })
     }
@@ -144,5 +148,17 @@ impl Front {
     /// The Routes served since the last call, oldest first (for stats and telemetry).
     pub fn drain_routed(&self) -> Vec<Routed> {
         self.routed.lock().drain(..).collect()
+    }
+
+    /// What Python records of the served Routes' telemetry (roles' names, the span encoding).
+    pub fn set_telemetry(&self, spec: Option<spans::Spec>) {
+        *self.telemetry.write() = spec.map(Arc::new);
+    }
+
+    /// The Routes served since the last call, summed for stats and metrics, their spans encoded.
+    pub fn drain_summary(&self) -> spans::Summary {
+        let routed = self.drain_routed();
+        let spec = self.telemetry.read().clone();
+        spans::summarize(&routed, spec.as_deref())
     }
 }

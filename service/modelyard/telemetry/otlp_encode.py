@@ -267,8 +267,25 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
     return b"".join(out)
 
 
+class EncodedSpans(ReadableSpan):
+    """Spans someone else encoded (the Rust front's, front.py): `encoded` holds `count` `ScopeSpans.spans`
+    fields, which `encode_spans` puts under `resource` and `scope` as they are (redacted, if at all, by
+    whoever encoded them)."""
+
+    def __init__(self, encoded: bytes, count: int, resource: Resource, scope: InstrumentationScope) -> None:
+        super().__init__(name="", resource=resource, instrumentation_scope=scope)
+        self.encoded = encoded
+        self.count = count
+
+
+def span_count(spans: Sequence[ReadableSpan]) -> int:
+    """How many spans `spans` holds, counting each EncodedSpans' own."""
+    return sum(s.count if type(s) is EncodedSpans else 1 for s in spans)
+
+
 def encode_spans(spans: Sequence[ReadableSpan], *, redact: bool = False) -> bytes:
-    """The serialized ExportTraceServiceRequest for `spans`: the official encoder's message, byte for byte."""
+    """The serialized ExportTraceServiceRequest for `spans`: the official encoder's message, byte for byte.
+    An `EncodedSpans` among them adds its spans' bytes as they are."""
     keys = _REDACTING_KEYS if redact else _PLAIN_KEYS
     # resource → scope → encoded spans, grouped by equality as the SDK does (dicts keep the first key seen
     # and the order of arrival); `by_identity` spares hashing a Resource (a JSON dump) for every span.
@@ -280,6 +297,9 @@ def encode_spans(spans: Sequence[ReadableSpan], *, redact: bool = False) -> byte
         if encoded is None:
             encoded = groups.setdefault(resource, {}).setdefault(scope, [])
             by_identity[id(resource), id(scope)] = encoded
+        if type(span) is EncodedSpans:
+            encoded.append(span.encoded)
+            continue
         encoded.append(_field(b"\x12", _span(span, keys, redact)))  # ScopeSpans.spans
     out = []
     for resource, scopes in groups.items():

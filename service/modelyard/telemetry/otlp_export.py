@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
-from modelyard.telemetry.otlp_encode import encode_spans
+from modelyard.telemetry.otlp_encode import encode_spans, span_count
 
 log = logging.getLogger("modelyard.telemetry.export")
 
@@ -48,6 +48,9 @@ class GrpcSpanExporter(grpc_spans.OTLPSpanExporter):
         self._stub = _PreSerializedTraceServiceStub
         super()._initialize_channel_and_stub()
 
+    def _count_data(self, data: Sequence[ReadableSpan]) -> int:
+        return span_count(data)  # the exporter's own metrics count spans, not EncodedSpans pieces
+
     def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
         # The stub above sends bytes; parsing them back into a message (upb, ~2 µs a span) would be waste.
         return encode_spans(data, redact=self._redact)
@@ -66,7 +69,7 @@ class HttpSpanExporter(http_spans.OTLPSpanExporter):
         if self._shutdown:
             log.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
-        with self._metrics.export_operation(len(spans)) as result:
+        with self._metrics.export_operation(span_count(spans)) as result:
             try:
                 body = encode_spans(spans, redact=self._redact)
             except Exception as error:

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -27,7 +27,8 @@ from opentelemetry.trace import Tracer
 from modelyard.config import TelemetryConfig
 from modelyard.telemetry import logs
 from modelyard.telemetry import semconv as sc
-from modelyard.telemetry.metrics import Metrics
+from modelyard.telemetry.metrics import BulkHistogramAggregation, Metrics
+from modelyard.telemetry.shipper import SpanShipper
 
 log = logging.getLogger("modelyard.telemetry")
 
@@ -74,11 +75,15 @@ class Telemetry:
     #: The provider's span processor and the tracer's scope, for spans built whole (front.py).
     span_processor: SpanProcessor | None = None
     scope: InstrumentationScope | None = None
+    #: Exports the spans the Rust front encodes itself (front.py), through the same exporter.
+    front_spans: SpanShipper | None = None
 
     def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush and stop; True when everything finished within `timeout_s`."""
 
         def run() -> None:
+            if self.front_spans is not None:  # before the provider shuts the exporter they share
+                self.front_spans.shutdown(timeout_s / 2)
             self.tracer_provider.shutdown()
             self.meter_provider.shutdown(timeout_millis=timeout_s * 1000 / 2)
 
@@ -147,12 +152,15 @@ def resolve_otlp(cfg: TelemetryConfig, signal: str, environ: Mapping[str, str] =
     return Otlp(protocol=protocol, endpoint=endpoint, headers=parse_headers(headers_raw))
 
 
+REDACT_SPANS = True  # credentials never leave in a span (redact.py); the front's spans follow the same rule
+
+
 def _span_exporter(otlp: Otlp) -> SpanExporter:
     """The SDK's OTLP exporter for the protocol, encoding with otlp_encode and redacting as it encodes."""
     from modelyard.telemetry.otlp_export import GrpcSpanExporter, HttpSpanExporter
 
     spans = GrpcSpanExporter if otlp.protocol == "grpc" else HttpSpanExporter
-    return spans(endpoint=otlp.endpoint, headers=dict(otlp.headers), timeout=EXPORT_TIMEOUT_S, redact=True)
+    return spans(endpoint=otlp.endpoint, headers=dict(otlp.headers), timeout=EXPORT_TIMEOUT_S, redact=REDACT_SPANS)
 
 
 def _metric_exporter(otlp: Otlp) -> MetricExporter:
@@ -176,7 +184,7 @@ def _resource(cfg: TelemetryConfig, environ: Mapping[str, str]) -> Resource:
 
 
 def _views() -> list[View]:
-    return [View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(boundaries=buckets))
+    return [View(instrument_name=name, aggregation=BulkHistogramAggregation(boundaries=buckets))
             for name, buckets in _HISTOGRAM_BUCKETS]
 
 
@@ -203,12 +211,13 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
     resource = _resource(cfg, environ)
     traces = resolve_otlp(cfg, "traces", environ)
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    span_exporter = _span_exporter(traces)
+    max_queue = _env_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", BSP_QUEUE)
+    max_batch = _env_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BSP_BATCH)
+    delay_ms = _env_int(environ, "OTEL_BSP_SCHEDULE_DELAY", BSP_DELAY_MS)
     span_processor = BatchSpanProcessor(
-        _span_exporter(traces),
-        max_queue_size=_env_int(environ, "OTEL_BSP_MAX_QUEUE_SIZE", BSP_QUEUE),
-        max_export_batch_size=_env_int(environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", BSP_BATCH),
-        schedule_delay_millis=_env_int(environ, "OTEL_BSP_SCHEDULE_DELAY", BSP_DELAY_MS),
-        export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
+        span_exporter, max_queue_size=max_queue, max_export_batch_size=max_batch,
+        schedule_delay_millis=delay_ms, export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
     )
     tracer_provider.add_span_processor(span_processor)
     readers: list[MetricReader] = [PeriodicExportingMetricReader(
@@ -229,10 +238,13 @@ def setup(cfg: TelemetryConfig, environ: Mapping[str, str] = os.environ) -> Tele
              _env_int(environ, "OTEL_METRIC_EXPORT_INTERVAL", METRIC_INTERVAL_MS),
              f", Prometheus on port {prom_port}" if prom_port else "")
     schema_url = f"https://opentelemetry.io/schemas/{sc.SEMCONV_VERSION}"
+    scope = InstrumentationScope(SCOPE, "", schema_url)
+    front_spans = SpanShipper(span_exporter, resource, scope, redact=REDACT_SPANS,
+                              max_queue=max_queue, max_batch=max_batch, delay_s=delay_ms / 1000)
     return Telemetry(
         tracer_provider=tracer_provider, meter_provider=meter_provider,
         tracer=tracer_provider.get_tracer(SCOPE, schema_url=schema_url),
         metrics=Metrics(meter_provider.get_meter(SCOPE)), record_content=cfg.record_content,
         prometheus_port=prom_port, _prometheus_server=prom_server,
-        span_processor=span_processor, scope=InstrumentationScope(SCOPE, "", schema_url),
+        span_processor=span_processor, scope=scope, front_spans=front_spans,
     )
