@@ -1,4 +1,5 @@
-"""CPU to record the telemetry of the Rust front's Routes (front.py `Front._record`), per Route:
+"""CPU to record the telemetry of the Rust front's Routes the Python way (front.py `Front._record`, kept for
+a sampler the front cannot apply; the default path is front/spans.rs), per Route:
 spans built whole (`_server_span`) against the SDK's tracer.start_span path, same batches, same
 process, interleaved runs. Exports go to a closed port (their cost is the exporter thread's).
 

@@ -13,7 +13,6 @@ See `modelyard.budget` for the full argument.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 
@@ -40,6 +39,7 @@ from modelyard.domain import (
     usd_to_micros,
 )
 from modelyard.errors import BudgetExhausted, InvalidArgument, NoEligibleModel, NotFound
+from modelyard.ids import time_ordered_id
 from modelyard.policy import check_allowed_exist, narrow
 from modelyard.pricing import call_cost_usd
 from modelyard.runtime import Runtime, TenantRuntime
@@ -188,7 +188,7 @@ async def _reserve(
     ttl = rt.config.store.reservation_ttl_s
     estimate_micros = max(1, math.ceil(out.expected_cost_usd * 1_000_000))
     decision = Decision(
-        decision_id=os.urandom(16).hex(),  # uuid4().hex minus the UUID object: 3.1 -> 0.7 us
+        decision_id=time_ordered_id(),
         model=_choice(rt, out.model),
         fallbacks=tuple(_choice(rt, m) for m in out.fallbacks),
         cost_usd=out.expected_cost_usd, success_probability=out.success_probability,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -16,6 +15,7 @@ from typing import Any, TypedDict
 import grpc
 
 from modelyard.client.errors import InvalidRequest
+from modelyard.ids import time_ordered_id
 from modelyard.v1 import admin_pb2, catalog_pb2, router_pb2, types_pb2
 
 USER_AGENT = "modelyard-client/0.1"
@@ -103,8 +103,8 @@ def with_job(metadata: tuple[tuple[str, str], ...], job_id: str) -> tuple[tuple[
 
 
 def new_id() -> str:
-    """A fresh request or job id (uuid4, hex)."""
-    return uuid.uuid4().hex
+    """A fresh request or job id: time-ordered (modelyard.ids), so the store's indexes on them stay local."""
+    return time_ordered_id()
 
 
 def channel_options(extra: Sequence[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
