@@ -408,6 +408,21 @@ impl ArmTable {
         out
     }
 
+    /// Moves the changes recorded since the last call out of the table, with a copy of its names
+    /// (so they encode on their own, outside any lock the table is under), leaving an empty
+    /// journal; `None` when not tracking.
+    pub fn take_journal_owned(&mut self) -> Option<ArmTable> {
+        let journal = self.journal.as_deref_mut()?;
+        // The journal's own names are always empty (lent only inside `with_journal`): what is
+        // left behind is an empty journal, as `clear` leaves it.
+        let mut owned = std::mem::take(journal);
+        if !owned.rows.is_empty() {
+            owned.models = self.models.clone();
+            owned.classes = self.classes.clone();
+        }
+        Some(owned)
+    }
+
     /// Applies `f` to the journal with this table's names lent to it (a merge into the journal
     /// interns through them, so the journal's ids stay this table's); nothing when not tracking.
     pub fn with_journal(&mut self, f: impl FnOnce(&mut ArmTable)) {

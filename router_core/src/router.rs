@@ -545,12 +545,18 @@ impl Core {
     /// `take_delta` in parts of about `max_arms` arms (see `snapshot::encode_delta_parts`); empty
     /// when nothing changed.
     pub fn take_deltas(&self, max_arms: usize) -> Result<Vec<Vec<u8>>> {
+        self.take_delta_parts(max_arms).collect()
+    }
+
+    /// `take_deltas` as an iterator that encodes each part when asked, outside the core's lock:
+    /// the changes are taken at once (so a snapshot taken in the same step holds exactly them on
+    /// top of what was sent before), but only one part's bytes exist at a time.
+    pub fn take_delta_parts(&self, max_arms: usize) -> snapshot::DeltaParts {
         let mut st = self.state.write();
         let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
-        let parts = st
-            .table
-            .take_journal(|j| snapshot::encode_delta_parts(j, half_life_s, last_now, max_arms));
-        Ok(parts.transpose()?.unwrap_or_default())
+        let journal = st.table.take_journal_owned().unwrap_or_default();
+        drop(st);
+        snapshot::DeltaParts::new(journal, half_life_s, last_now, max_arms)
     }
 
     /// Another replica's changes: added (clamped at zero), not recorded as a change here.

@@ -239,6 +239,14 @@ pub fn encode_delta_parts(
     last_now: f64,
     max_arms: usize,
 ) -> Result<Vec<Vec<u8>>> {
+    plan_delta_parts(journal, max_arms)
+        .iter()
+        .map(|keys| encode_delta_part(journal, half_life_s, last_now, keys))
+        .collect()
+}
+
+/// The rows of each part `encode_delta_parts` writes, each list sorted.
+fn plan_delta_parts(journal: &ArmTable, max_arms: usize) -> Vec<Vec<(u8, u32)>> {
     let mut rows: Vec<((u8, u32), usize)> = journal
         .rows()
         .map(|(role, class, row)| ((role, class), row.models().count()))
@@ -258,22 +266,68 @@ pub fn encode_delta_parts(
         }
     }
     parts
-        .iter()
-        .map(|keys| {
-            let keep = |role: u8, class: u32| keys.binary_search(&(role, class)).is_ok();
-            let mut out = Vec::new();
-            write_body(
-                journal,
-                half_life_s,
-                last_now,
-                &mut out,
-                *DELTA_MAGIC,
-                &keep,
-            )?;
-            Ok(out)
-        })
-        .collect()
 }
+
+fn encode_delta_part(
+    journal: &ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    keys: &[(u8, u32)],
+) -> Result<Vec<u8>> {
+    let keep = |role: u8, class: u32| keys.binary_search(&(role, class)).is_ok();
+    let mut out = Vec::new();
+    write_body(
+        journal,
+        half_life_s,
+        last_now,
+        &mut out,
+        *DELTA_MAGIC,
+        &keep,
+    )?;
+    Ok(out)
+}
+
+/// `encode_delta_parts` one part at a time, over a journal taken out of its table (with a copy of
+/// the table's names, `ArmTable::take_journal_owned`): a large change is encoded as it is sent, so
+/// only one part's bytes exist at a time, and outside the core's lock.
+pub struct DeltaParts {
+    journal: ArmTable,
+    half_life_s: f64,
+    last_now: f64,
+    parts: std::vec::IntoIter<Vec<(u8, u32)>>,
+}
+
+impl DeltaParts {
+    pub fn new(journal: ArmTable, half_life_s: f64, last_now: f64, max_arms: usize) -> Self {
+        let parts = plan_delta_parts(&journal, max_arms).into_iter();
+        Self {
+            journal,
+            half_life_s,
+            last_now,
+            parts,
+        }
+    }
+}
+
+impl Iterator for DeltaParts {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let keys = self.parts.next()?;
+        Some(encode_delta_part(
+            &self.journal,
+            self.half_life_s,
+            self.last_now,
+            &keys,
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.parts.size_hint()
+    }
+}
+
+impl ExactSizeIterator for DeltaParts {}
 
 /// The model and class ids that have arms (each sorted, once) and the number of arms.
 fn used_ids(table: &ArmTable) -> (Vec<u32>, Vec<u32>, usize) {
@@ -1096,6 +1150,9 @@ mod tests {
         );
         let parts = encode_delta_parts(&t, 3600.0, 10.0, 50).unwrap();
         assert!(parts.len() >= 12, "{} parts", parts.len());
+        let lazy = DeltaParts::new(t.clone(), 3600.0, 10.0, 50);
+        assert_eq!(lazy.len(), parts.len());
+        assert_eq!(lazy.collect::<Result<Vec<_>>>().unwrap(), parts);
         let (mut from_parts, mut from_whole) = (ArmTable::default(), ArmTable::default());
         for p in &parts {
             let d = decode_delta(p).unwrap();

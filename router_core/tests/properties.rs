@@ -341,3 +341,34 @@ fn version_4_snapshots_restore() {
     assert_eq!(again.snapshot().unwrap(), v5);
     assert_eq!(again.arms().len(), arms.len());
 }
+
+/// `take_delta_parts` takes the changes when it is called and encodes the parts later: what is
+/// learned in between is not in them (it goes with the next delta), and together they carry
+/// everything, once.
+#[test]
+fn delta_parts_are_taken_when_asked_and_encoded_when_read() {
+    let events = [
+        (0, 1, 0, 100.0, 10, 10.0),
+        (1, 2, 1, 5000.0, 12, 20.0),
+        (2, 1, 2, 9000.0, 30, 30.0),
+        (0, 2, 2, 9500.0, 40, 40.0),
+    ];
+    let a = tracking(&events[..2]);
+    let parts = a.take_delta_parts(1);
+    assert!(parts.len() >= 2, "{} parts", parts.len());
+    apply(&a, &events[2..]); // learned after the take, before the parts are encoded
+    let follower = tracking(&[]);
+    for p in parts {
+        follower.merge_delta(&p.unwrap()).unwrap();
+    }
+    assert!(same_estimates(
+        &follower,
+        &core_with(&events[..2]),
+        10_000.0
+    ));
+    follower
+        .merge_delta(&a.take_delta().unwrap().unwrap())
+        .unwrap();
+    assert!(same_estimates(&follower, &core_with(&events), 10_000.0));
+    assert_eq!(a.take_delta_parts(1).len(), 0);
+}

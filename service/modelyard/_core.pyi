@@ -7,6 +7,7 @@ releases the GIL while it works. Roles: 1 PLANNER … 6 ORCHESTRATOR; statuses: 
 """
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 class CoreError(ValueError):
@@ -171,8 +172,8 @@ class Core:
         """Record every change learning makes from now on, for `take_delta`."""
     def take_delta(self) -> bytes | None:
         """The changes since the last call as a delta (magic MYRDELTA); None when none."""
-    def take_deltas(self, max_arms: int) -> list[bytes]:
-        """take_delta in parts of about max_arms arms each; [] when nothing changed."""
+    def take_deltas(self, max_arms: int) -> DeltaParts:
+        """take_delta in parts of about max_arms arms each, taken now, each encoded as the iterator reaches it."""
     def merge_delta(self, data: bytes) -> None:
         """Another replica's delta: added (clamped at zero), not recorded as a change."""
     def return_delta(self, data: bytes) -> None:
@@ -191,6 +192,11 @@ class JobTracker:
     def observe(self, tenant: str, job_id: str, role: int, model: str, status: int,
                 effort: float | None = None) -> None: ...
     def forget(self, tenant: str, job_id: str) -> None: ...
+    def __len__(self) -> int: ...
+
+class DeltaParts(Iterator[bytes]):
+    """Core.take_deltas: the parts of one taken change; each encoded (outside the core's lock) when read."""
+    def __next__(self) -> bytes: ...
     def __len__(self) -> int: ...
 
 class Front:

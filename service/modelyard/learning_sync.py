@@ -36,7 +36,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -131,15 +131,17 @@ class LearningSync:
     async def _send(self, name: str, core: SyncedCore, scope: _Scope) -> None:
         await self._append(name, core, scope, core.take_deltas(DELTA_PART_ARMS))
 
-    async def _append(self, name: str, core: SyncedCore, scope: _Scope, parts: list[bytes]) -> list[str]:
-        """Appends this replica's changes, part by part; the parts not sent go back to the core
-        (they go with the next sync). Returns the entries' ids."""
+    async def _append(self, name: str, core: SyncedCore, scope: _Scope, parts: Iterable[bytes]) -> list[str]:
+        """Appends this replica's changes, part by part (each encoded as it is reached); the parts not sent
+        go back to the core (they go with the next sync). Returns the entries' ids."""
         sent: list[str] = []
-        for i, delta in enumerate(parts):
+        rest = iter(parts)
+        for delta in rest:
             try:
                 entry_id = await self.store.append_delta(name, self.replica, delta)
             except BaseException:
-                for unsent in parts[i:]:
+                core.return_delta(delta)
+                for unsent in rest:
                     core.return_delta(unsent)
                 raise
             scope.own.append(entry_id)

@@ -246,16 +246,13 @@ impl PyCore {
         Ok(delta.map(|d| PyBytes::new(py, &d)))
     }
 
-    /// `take_delta` in parts of about `max_arms` arms each; an empty list when nothing changed.
-    fn take_deltas<'py>(
-        &self,
-        py: Python<'py>,
-        max_arms: usize,
-    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let parts = py
-            .allow_threads(|| self.inner.take_deltas(max_arms))
-            .map_err(err)?;
-        Ok(parts.iter().map(|d| PyBytes::new(py, d)).collect())
+    /// `take_delta` in parts of about `max_arms` arms each, taken now and encoded one by one as the
+    /// iterator is read (outside the core's lock); empty when nothing changed.
+    fn take_deltas(&self, py: Python<'_>, max_arms: usize) -> PyDeltaParts {
+        let parts = py.allow_threads(|| self.inner.take_delta_parts(max_arms));
+        PyDeltaParts {
+            parts: parking_lot::Mutex::new(parts),
+        }
     }
 
     fn merge_delta(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
@@ -290,6 +287,32 @@ impl PyCore {
     }
 }
 
+/// `Core.take_deltas`: the parts of one taken change, each encoded when `next` asks for it.
+#[pyclass(frozen, module = "modelyard._core", name = "DeltaParts")]
+pub struct PyDeltaParts {
+    parts: parking_lot::Mutex<crate::snapshot::DeltaParts>,
+}
+
+#[pymethods]
+impl PyDeltaParts {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let part = py.allow_threads(|| self.parts.lock().next());
+        match part {
+            None => Ok(None),
+            Some(p) => Ok(Some(PyBytes::new(py, &p.map_err(err)?))),
+        }
+    }
+
+    /// Parts not read yet.
+    fn __len__(&self) -> usize {
+        self.parts.lock().len()
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCore>()?;
@@ -298,6 +321,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyCandidate>()?;
     m.add_class::<PyArmStats>()?;
     m.add_class::<PyEvent>()?;
+    m.add_class::<PyDeltaParts>()?;
     m.add_class::<jobs::PyJobTracker>()?;
     #[cfg(feature = "front")]
     m.add_class::<front::PyFront>()?;
