@@ -559,6 +559,34 @@ impl Core {
         snapshot::DeltaParts::new(journal, half_life_s, last_now, max_arms)
     }
 
+    /// `take_delta_parts` and `snapshot_to` in one step, for a shared base: nothing learned can
+    /// land between the two (the snapshot holds exactly what was sent before plus these parts),
+    /// and the snapshot is written under the read lock (Routes go on; reports wait, as for any
+    /// snapshot), so a caller can run it on a thread. If the snapshot fails, the changes go back
+    /// to the journal.
+    pub fn take_deltas_and_snapshot_to(
+        &self,
+        max_arms: usize,
+        w: impl std::io::Write,
+    ) -> Result<snapshot::DeltaParts> {
+        let mut st = self.state.write();
+        let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
+        let journal = st.table.take_journal_owned().unwrap_or_default();
+        let st = parking_lot::RwLockWriteGuard::downgrade(st);
+        let written = snapshot::encode_to(&st.table, half_life_s, last_now, w);
+        drop(st);
+        let parts = snapshot::DeltaParts::new(journal, half_life_s, last_now, max_arms);
+        match written {
+            Ok(()) => Ok(parts),
+            Err(e) => {
+                for part in parts.flatten() {
+                    self.return_delta(&part)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Another replica's changes: added (clamped at zero), not recorded as a change here.
     pub fn merge_delta(&self, data: &[u8]) -> Result<()> {
         let delta = snapshot::decode_delta(data)?;

@@ -372,3 +372,34 @@ fn delta_parts_are_taken_when_asked_and_encoded_when_read() {
     assert!(same_estimates(&follower, &core_with(&events), 10_000.0));
     assert_eq!(a.take_delta_parts(1).len(), 0);
 }
+
+/// A base's changes and snapshot taken in one step: the snapshot holds the changes, the parts
+/// carry them; if the snapshot cannot be written, the changes stay for the next delta.
+#[test]
+fn deltas_and_a_snapshot_taken_together() {
+    struct Broken;
+    impl std::io::Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let events = [(0, 1, 0, 100.0, 10, 10.0), (1, 2, 1, 5000.0, 12, 20.0)];
+    let a = tracking(&events);
+    assert!(a.take_deltas_and_snapshot_to(1, Broken).is_err());
+    let mut snap = Vec::new();
+    let parts = a.take_deltas_and_snapshot_to(1, &mut snap).unwrap();
+    assert!(
+        parts.len() >= 2,
+        "the failed attempt's changes are still there"
+    );
+    assert_eq!(snap, a.snapshot().unwrap());
+    let follower = tracking(&[]);
+    for p in parts {
+        follower.merge_delta(&p.unwrap()).unwrap();
+    }
+    assert!(same_estimates(&follower, &core_with(&events), 10_000.0));
+    assert!(a.take_delta().unwrap().is_none());
+}

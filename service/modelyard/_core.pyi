@@ -174,6 +174,8 @@ class Core:
         """The changes since the last call as a delta (magic MYRDELTA); None when none."""
     def take_deltas(self, max_arms: int) -> DeltaParts:
         """take_delta in parts of about max_arms arms each, taken now, each encoded as the iterator reaches it."""
+    def take_deltas_and_snapshot_to_path(self, path: os.PathLike[str] | str, max_arms: int) -> DeltaParts:
+        """take_deltas and snapshot_to_path in one step, the snapshot under the core's read lock."""
     def merge_delta(self, data: bytes) -> None:
         """Another replica's delta: added (clamped at zero), not recorded as a change."""
     def return_delta(self, data: bytes) -> None:

@@ -168,6 +168,12 @@ class RoutingCore:
         The changes are taken now; each part is encoded as the iterator reaches it (one in memory at a time)."""
         return self._core.take_deltas(max_arms)
 
+    def take_deltas_and_snapshot_to_path(self, path: Path, max_arms: int) -> Iterator[bytes]:
+        """`take_deltas` and `snapshot_to_path` in one step: nothing learned lands between them, so the
+        snapshot holds exactly what was sent before plus these parts. Blocks (GIL released) while the
+        snapshot is written: run it on a thread."""
+        return self._core.take_deltas_and_snapshot_to_path(path, max_arms)
+
     def merge_delta(self, data: bytes) -> None:
         """Another replica's changes; merged, not recorded as a change of this core's."""
         self._core.merge_delta(data)

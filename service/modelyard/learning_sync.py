@@ -231,8 +231,9 @@ class LearningSync:
         assert scope.cursor is not None
         pos, also = scope.cursor, list(scope.own)
         with spool(None, name) as path:  # written to a file as it is encoded, then sent in chunks
-            pending = core.take_deltas(DELTA_PART_ARMS)  # with the snapshot: no await in between
-            core.snapshot_to_path(path)
+            # The changes not sent yet and the snapshot, taken together on a thread (a 1M-arm snapshot
+            # takes a few hundred ms; the event loop keeps serving).
+            pending = await asyncio.to_thread(core.take_deltas_and_snapshot_to_path, path, DELTA_PART_ARMS)
             also += await self._append(name, core, scope, pending)
             if await self.store.save_base(name, path, pos, also, tag=self.replica):
                 scope.base_pos = pos

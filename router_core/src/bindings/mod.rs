@@ -209,16 +209,8 @@ impl PyCore {
     /// returns, without the snapshot ever existing whole in memory. A file already there is
     /// replaced.
     fn snapshot_to_path(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
-        py.allow_threads(|| {
-            let f = std::fs::File::create(&path).map_err(|e| {
-                crate::error::CoreError::field(
-                    "path",
-                    format!("cannot create {}: {e}", path.display()),
-                )
-            })?;
-            self.inner.snapshot_to(f)
-        })
-        .map_err(err)
+        py.allow_threads(|| self.inner.snapshot_to(create(&path)?))
+            .map_err(err)
     }
 
     /// `restore` from a file `snapshot_to_path` wrote, read through a buffer.
@@ -255,6 +247,25 @@ impl PyCore {
         }
     }
 
+    /// `take_deltas` and `snapshot_to_path` in one step (nothing learned lands between them),
+    /// the snapshot written under the core's read lock with the GIL released.
+    fn take_deltas_and_snapshot_to_path(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        max_arms: usize,
+    ) -> PyResult<PyDeltaParts> {
+        let parts = py
+            .allow_threads(|| {
+                let f = create(&path)?;
+                self.inner.take_deltas_and_snapshot_to(max_arms, f)
+            })
+            .map_err(err)?;
+        Ok(PyDeltaParts {
+            parts: parking_lot::Mutex::new(parts),
+        })
+    }
+
     fn merge_delta(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         py.allow_threads(|| self.inner.merge_delta(data))
             .map_err(err)
@@ -285,6 +296,13 @@ impl PyCore {
     fn arm_count(&self) -> usize {
         self.inner.arm_count()
     }
+}
+
+/// A new file for a snapshot, or an error naming the path.
+fn create(path: &std::path::Path) -> crate::error::Result<std::fs::File> {
+    std::fs::File::create(path).map_err(|e| {
+        crate::error::CoreError::field("path", format!("cannot create {}: {e}", path.display()))
+    })
 }
 
 /// `Core.take_deltas`: the parts of one taken change, each encoded when `next` asks for it.
