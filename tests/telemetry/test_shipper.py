@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, sampling
@@ -59,7 +60,7 @@ def test_pieces_go_out_in_batches_of_at_most_max_batch_in_order() -> None:
     assert shipper.exported == first and shipper.dropped == 0
 
 
-def test_a_full_queue_drops_the_oldest_and_shutdown_sends_the_rest() -> None:
+def test_a_full_queue_drops_the_oldest_and_shutdown_sends_the_rest(caplog: pytest.LogCaptureFixture) -> None:
     gate = threading.Event()
     exporter = Recording(gate)
     shipper = SpanShipper(exporter, RESOURCE, SCOPE, redact=True, max_queue=8, max_batch=4, delay_s=0.01)
@@ -71,6 +72,7 @@ def test_a_full_queue_drops_the_oldest_and_shutdown_sends_the_rest() -> None:
     for first in (4, 8, 12, 16):  # 16 spans behind a queue of 8: the first two pieces are dropped
         shipper.put(_piece(first, 4), 4)
     assert shipper.dropped == 8
+    assert len([r for r in caplog.records if "queue full" in r.getMessage()]) == 1  # warned once, not per piece
     gate.set()
     shipper.shutdown(5)
     assert [n for b in exporter.batches for n in b] == [str(i) for i in (*range(4), *range(12, 20))]

@@ -24,6 +24,8 @@ from modelyard.telemetry.otlp_encode import EncodedSpans
 
 log = logging.getLogger("modelyard.telemetry.export")
 
+DROP_LOG_INTERVAL_S = 10.0  # a full queue during a collector outage warns this often, with the count
+
 
 class SpanShipper:
     def __init__(self, exporter: SpanExporter, resource: Resource, scope: InstrumentationScope, *,
@@ -45,6 +47,8 @@ class SpanShipper:
         self._busy = False  # a batch is being exported
         self.dropped = 0
         self.exported = 0
+        self._dropped_logged = 0
+        self._drop_logged_at = -DROP_LOG_INTERVAL_S
 
     def put(self, encoded: bytes, count: int) -> None:
         """Queues `count` spans encoded as `ScopeSpans.spans` fields; at most `max_batch` in one call."""
@@ -60,7 +64,11 @@ class SpanShipper:
                 old = self._queue.popleft()
                 self._queued -= old.count
                 self.dropped += old.count
-                log.warning("span export queue full: dropped %d of the front's spans", old.count)
+            now = time.monotonic()
+            if self.dropped > self._dropped_logged and now - self._drop_logged_at >= DROP_LOG_INTERVAL_S:
+                log.warning("span export queue full: dropped %d of the front's spans so far (the collector is"
+                            " slow or down)", self.dropped)
+                self._dropped_logged, self._drop_logged_at = self.dropped, now
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="modelyard-front-spans", daemon=True)
                 self._thread.start()
