@@ -159,12 +159,14 @@ def _wait_for_base(url: str, timeout_s: float) -> bool:
 
 
 def _wait_for_save(db: Path, after: float, timeout_s: float) -> bool:
-    """Until the server has saved its learned state (updated_at > `after`): the peak of a save counts."""
+    """Until the server has saved its learned state: a full save (updated_at > `after`) or changes
+    appended to the state log (schema 3, state_log.py); the peak of a save counts."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             row = conn.execute("SELECT max(updated_at) FROM state").fetchone()
-        if row and row[0] is not None and row[0] > after:
+            logged = conn.execute("SELECT count(*) FROM state_log").fetchone()[0]
+        if (row and row[0] is not None and row[0] > after) or logged:
             return True
         time.sleep(1.0)
     return False

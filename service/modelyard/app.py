@@ -24,13 +24,16 @@ from modelyard.jobs import JobTracker
 from modelyard.learning_sync import LearningSync, SharedLearning, SyncedCore, replica_id
 from modelyard.providers.pool import ProviderPool
 from modelyard.runtime import Runtime, build_runtime
+from modelyard.state_log import IncrementalState, StateSaves
 from modelyard.store import Store, open_store
 
 log = logging.getLogger("modelyard")
 
 STATE_NAME = "core"
 SHARED = ""
-STATE_SAVE_INTERVAL_S = 30.0
+# Single node: changes are appended to the store's state log at this interval, a full save now and
+# then (state_log.py); a crash loses at most this much learning.
+STATE_SAVE_INTERVAL_S = 10.0
 EXPIRY_INTERVAL_S = 5.0
 CONFIG_POLL_INTERVAL_S = 1.0  # a changed config (e.g. a revoked key) applies within ~1 s
 
@@ -66,6 +69,9 @@ class App:
         self._cores: dict[str, RoutingCore] = {SHARED: RoutingCore(runtime.catalog)}
         self._core_type: type[RoutingCore] = RoutingCore
         self.sync: LearningSync | None = None  # set at start when the store shares learning
+        # Set at start when the store keeps the state as a base and a log of changes (SQLite).
+        self.state_saves: StateSaves | None = None
+        self._track_new_cores = False  # with state_saves, once the stored states are restored
         self.jobs = JobTracker()
         # Budget usage of this replica's callers, kept current by its own reserves and settles and
         # re-read from the store every 100 ms: Route's soft-cap shaping without a store read.
@@ -96,12 +102,22 @@ class App:
                                      replica=replica_id(cfg.redis.replica_id_env),
                                      interval_s=cfg.redis.sync_interval_s,
                                      compact_interval_s=cfg.redis.compact_interval_s)
+        elif isinstance(self.store, IncrementalState):
+            self.state_saves = StateSaves(self.store)
         names = [SHARED] if not self.per_tenant else [t.id for t in self.runtime.config.tenants]
         for name in names:
             core = self.core_for(name)
             # Through a spool file: a large state is never held whole beside the core.
-            if not self.sync and await self.store.load_state_into(self._state_name(name), core.restore_path):
+            if self.state_saves is not None:
+                restored = await self.state_saves.restore(self._state_name(name), core)
+            else:
+                restored = not self.sync and await self.store.load_state_into(self._state_name(name), core.restore_path)
+            if restored:
                 log.info("restored learned state %s: %d arms", self._state_name(name), core.arm_count())
+        if self.state_saves is not None:
+            for core in self._cores.values():  # every core records its changes from here on
+                core.track_changes()
+            self._track_new_cores = True
         self._tasks = [
             asyncio.create_task(self._every(self._expiry_interval(), self._expire), name="expire"),
             asyncio.create_task(self._every(STATE_SAVE_INTERVAL_S, self.save_state), name="save"),
@@ -161,6 +177,8 @@ class App:
         core = self._cores.get(key)
         if core is None:
             core = self._cores[key] = self._core_type(self.runtime.catalog)
+            if self._track_new_cores:
+                core.track_changes()
             for listener in self.core_listeners:
                 listener(key, core)
         return core
@@ -177,7 +195,10 @@ class App:
             await self.sync.sync_all()
             return
         for key, core in list(self._cores.items()):
-            await self.store.save_state_from(self._state_name(key), core.snapshot_to_path, self.clock())
+            if self.state_saves is not None:  # the changes since the last save, or now and then a base
+                await self.state_saves.save(self._state_name(key), core, self.clock())
+            else:
+                await self.store.save_state_from(self._state_name(key), core.snapshot_to_path, self.clock())
 
     def drain_core_events(self, core: RoutingCore) -> None:
         for event in core.drain_events():

@@ -7,7 +7,7 @@ GIL while it scores or learns, so calling it inline from the event loop costs mi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +163,12 @@ class RoutingCore:
         """The changes since the last call, for the other replicas' `merge_delta`; None if none."""
         return self._core.take_delta()
 
-    def take_deltas(self, max_arms: int) -> Iterator[bytes]:
+    def take_deltas(self, max_arms: int) -> _core.DeltaParts:
         """`take_delta` in parts of about `max_arms` arms, each merged on its own; none if nothing changed.
         The changes are taken now; each part is encoded as the iterator reaches it (one in memory at a time)."""
         return self._core.take_deltas(max_arms)
 
-    def take_deltas_and_snapshot_to_path(self, path: Path, max_arms: int) -> Iterator[bytes]:
+    def take_deltas_and_snapshot_to_path(self, path: Path, max_arms: int) -> _core.DeltaParts:
         """`take_deltas` and `snapshot_to_path` in one step: nothing learned lands between them, so the
         snapshot holds exactly what was sent before plus these parts. Blocks (GIL released) while the
         snapshot is written: run it on a thread."""

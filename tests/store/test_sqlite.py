@@ -77,7 +77,7 @@ def test_schema_version_is_recorded(tmp_path: Path):
 
     asyncio.run(make())
     with sqlite3.connect(tmp_path / "v.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 async def test_a_schema_1_database_is_upgraded_and_its_saved_state_still_loads(tmp_path: Path):
@@ -98,7 +98,7 @@ async def test_a_schema_1_database_is_upgraded_and_its_saved_state_still_loads(t
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM state_chunks").fetchone()[0] == 1
 
 

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Schema version this build reads and writes (`_sqlite_schema.py` SCHEMA_VERSION).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub const WINDOWS: [i64; 3] = [1, 2, 3];
 pub const WINDOW_NAMES: [&str; 3] = ["hour", "day", "month"];

@@ -8,7 +8,7 @@ on the store's worker thread.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -291,10 +291,40 @@ def save_state(conn: sqlite3.Connection, name: str, blob: bytes | Path, now: flo
     transaction (`SqliteStore.save_state_from`)."""
     chunks = ((name, seq, part) for seq, part in enumerate(spool.pieces(blob, STATE_CHUNK_BYTES)))
     with transaction(conn):
+        conn.execute("DELETE FROM state_log WHERE name = ?", (name,))  # the new state holds them
         conn.execute("DELETE FROM state_chunks WHERE name = ?", (name,))
         conn.executemany("INSERT INTO state_chunks VALUES (?, ?, ?)", chunks)
         conn.execute("INSERT INTO state VALUES (?, x'', ?) ON CONFLICT (name) DO UPDATE"
                      " SET blob = x'', updated_at = excluded.updated_at", (name, now))
+
+
+def append_state_log(conn: sqlite3.Connection, name: str, deltas: Iterable[bytes]) -> tuple[int, int]:
+    """Appends `deltas` (in order, read one at a time) to `name`'s log in one transaction; returns the
+    log's entries and bytes after it."""
+    with transaction(conn):
+        row = conn.execute("SELECT coalesce(max(seq), -1) FROM state_log WHERE name = ?", (name,)).fetchone()
+        conn.executemany("INSERT INTO state_log VALUES (?, ?, ?)",
+                         ((name, row[0] + 1 + i, d) for i, d in enumerate(deltas)))
+        return state_log_size(conn, name)
+
+
+def state_log_size(conn: sqlite3.Connection, name: str) -> tuple[int, int]:
+    row = conn.execute("SELECT count(*), coalesce(sum(length(delta)), 0) FROM state_log WHERE name = ?",
+                       (name,)).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def state_sizes(conn: sqlite3.Connection, name: str) -> tuple[int, int, int]:
+    row = conn.execute("SELECT length(blob) FROM state WHERE name = ?", (name,)).fetchone()
+    chunks = conn.execute("SELECT coalesce(sum(length(chunk)), 0) FROM state_chunks WHERE name = ?",
+                          (name,)).fetchone()[0]
+    return (int(row[0]) if row else 0) + int(chunks), *state_log_size(conn, name)
+
+
+def load_state_log(conn: sqlite3.Connection, name: str) -> list[bytes]:
+    """`name`'s changes since its last full save, oldest first."""
+    return [bytes(r[0]) for r in conn.execute(
+        "SELECT delta FROM state_log WHERE name = ? ORDER BY seq", (name,))]
 
 
 def load_state_file(conn: sqlite3.Connection, name: str, path: Path) -> bool:

@@ -14,7 +14,8 @@ from pathlib import Path
 from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry
 
 # 2: state blobs in `state_chunks` (version 1's `state.blob` is still read).
-SCHEMA_VERSION = 2
+# 3: `state_log`: a learned state's changes since its last full save, as deltas in order.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -95,6 +96,12 @@ CREATE TABLE IF NOT EXISTS state_chunks (
     name TEXT NOT NULL,
     seq INTEGER NOT NULL,
     chunk BLOB NOT NULL,
+    PRIMARY KEY (name, seq)
+);
+CREATE TABLE IF NOT EXISTS state_log (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    delta BLOB NOT NULL,
     PRIMARY KEY (name, seq)
 );
 """

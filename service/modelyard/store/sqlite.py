@@ -23,7 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -302,9 +302,27 @@ class SqliteStore:
         return None if str(self.path) == ":memory:" else self.path.parent
 
     async def save_state_from(self, name: str, write: StateFile, now: float) -> None:
+        await self.save_state_base(name, write, now)
+
+    async def save_state_base(self, name: str, write: StateFile, now: float) -> int:
+        """`save_state_from`, which also empties `name`'s change log (the new state holds it); returns
+        the state's size in bytes."""
         with spool(self._spool_dir(), name) as path:
             await off_loop(write, path)
             await self._run(ops.save_state, name, path, now)
+            return path.stat().st_size
+
+    async def append_state_log(self, name: str, deltas: Iterable[bytes]) -> tuple[int, int]:
+        """Appends changes to `name`'s log, in order, in one transaction (read from `deltas` as they are
+        inserted, on the store's thread); the log's entries and bytes."""
+        return await self._run(ops.append_state_log, name, deltas)
+
+    async def load_state_log(self, name: str) -> list[bytes]:
+        return await self._run(ops.load_state_log, name)
+
+    async def state_sizes(self, name: str) -> tuple[int, int, int]:
+        """(bytes of the last full save, entries and bytes of the log after it)."""
+        return await self._run(ops.state_sizes, name)
 
     async def load_state_into(self, name: str, read: StateFile) -> bool:
         with spool(self._spool_dir(), name) as path:
