@@ -95,3 +95,22 @@ async def test_a_failed_save_makes_the_next_one_a_base(store: SqliteStore, monke
         await saves.save(NAME, core, 3.0 + i)  # the failed save took the changes with it: a base now
         assert saves.bases == bases + 1
         assert table(await _restored(store)) == table(core)
+
+
+async def test_changes_across_a_new_weighting_epoch_restore_the_same(store: SqliteStore) -> None:
+    """Learning decays with a half-life: changes saved after the core moved to a later epoch (its sums
+    rescaled) must still add up to what the core holds."""
+    core, saves = RoutingCore(CATALOG), StateSaves(store)
+    await saves.restore(NAME, core)
+    teach(core, 6, now=1000.0)
+    teach(core, 2, status=2, task_class="plan", now=1000.0)
+    await saves.save(NAME, core, 1.0)
+    month = 30 * 86_400.0
+    for i, now in enumerate((1000.0 + month, 1000.0 + 3 * month)):
+        teach(core, 3, status=1 + i % 2, now=now)
+        await saves.save(NAME, core, 2.0 + i)
+    assert saves.appends == 2
+    got, want = table(await _restored(store)), table(core)
+    assert got.keys() == want.keys()
+    for key, sums in want.items():
+        assert got[key] == pytest.approx(sums, rel=1e-6, abs=2e-9), key
