@@ -25,6 +25,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, cast
 
@@ -107,9 +108,11 @@ def store_spec(rt: Runtime) -> str:
     return json.dumps({"kind": "redis", "url": url, "prefix": st.redis.key_prefix, "reserve_script": script})
 
 
+_SERVICE, _, _METHOD = ROUTE_METHOD.lstrip("/").rpartition("/")
+
+
 def _rpc_attributes() -> dict[str, Any]:
-    service, _, method = ROUTE_METHOD.lstrip("/").rpartition("/")
-    return {"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: service, sc.LABEL_RPC_METHOD: method, sc.LABEL_GRPC_CODE: 0}
+    return {"rpc.system": "grpc", sc.LABEL_RPC_SERVICE: _SERVICE, sc.LABEL_RPC_METHOD: _METHOD, sc.LABEL_GRPC_CODE: 0}
 
 
 def describe_sampler(sampler: sampling.Sampler) -> dict[str, Any] | None:
@@ -283,25 +286,17 @@ class Front:
         if tel.front_spans is not None:
             for encoded, count in spans:
                 tel.front_spans.put(encoded, count)
-        m = tel.metrics
-        for (tenant, scope, subject, window), left in budgets:
-            m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
-        for tenant, job_id, role in job_roles:
-            m.job_roles.add(tenant, job_id, role)
-        for (tenant, model, role, exploring, task_class), n in decisions:
-            m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))
-        record_many(m.core_duration, core_s, _CORE_LABELS)
-        record_many(m.store_duration, store_s, _STORE_LABELS)
-        record_many(m.rpc_duration, rpc_ms, _RPC_LABELS)
+        _record_metrics(tel, decisions, budgets, job_roles, core_s, store_s, rpc_ms)
 
     @staticmethod
     def _record(tel: Telemetry, routed: list[Any]) -> None:
-        """What telemetry/rpc.py records for a Python Route, for a batch of the front's: the same span
-        attributes and metrics; counters added once per label set and batch (the same sums)."""
-        m = tel.metrics
+        """What telemetry/rpc.py records for a Python Route, for a batch of the front's, built in Python (a
+        sampler the front cannot apply): each Route's span, and the same metrics as `_record_summary`."""
         rpc_attrs = _rpc_attributes()
         decisions: Counter[tuple[str, str, str, bool, str]] = Counter()
-        for who, d, budgets, timing in routed:
+        budgets: dict[tuple[str, str, str, int], float] = {}
+        job_roles, core_ss, store_ss, rpc_ms = [], [], [], []
+        for who, d, route_budgets, timing in routed:
             tenant, key_id, role_num, task_class, job_id, attempt = who
             decision_id, (model, provider, upstream), fallbacks, cost, success, latency, exploring, sticky, \
                 remaining, reserved = d
@@ -314,22 +309,38 @@ class Front:
                 exploration=exploring, sticky=sticky, budget_remaining_usd=remaining, reserved_usd=reserved,
                 replayed=False)
             _server_span(tel, start_ns, start_ns + duration_ns, traceparent, {**rpc_attrs, **attrs})
-            for scope, subject, window, left in budgets:
+            for scope, subject, window, left in route_budgets:
                 if left is not None:
-                    m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
-            m.job_roles.add(tenant, job_id, role)
+                    budgets[(tenant, scope, subject, window)] = left
+            job_roles.append((tenant, job_id, role))
             decisions[(tenant, model, role, exploring, task_class)] += 1
-            m.core_duration.record(core_s, _CORE_LABELS)
-            m.store_duration.record(store_s, _STORE_LABELS)
-            m.rpc_duration.record(duration_ns / 1e6, _RPC_LABELS)
-        for (tenant, model, role, exploring, task_class), n in decisions.items():
-            m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))
+            core_ss.append(core_s)
+            store_ss.append(store_s)
+            rpc_ms.append(duration_ns / 1e6)
+        _record_metrics(tel, decisions.items(), budgets.items(), job_roles, core_ss, store_ss, rpc_ms)
+
+
+def _record_metrics(tel: Telemetry, decisions: Iterable[tuple[tuple[str, str, str, bool, str], int]],
+                    budgets: Iterable[tuple[tuple[str, str, str, int], float]],
+                    job_roles: Iterable[tuple[str, str, str]], core_s: Sequence[float], store_s: Sequence[float],
+                    rpc_ms: Sequence[float]) -> None:
+    """A batch of front Routes' metrics: decisions per label set, each budget window's latest, each job's
+    roles, and the three latency histograms (one call each)."""
+    m = tel.metrics
+    for (tenant, scope, subject, window), left in budgets:
+        m.set_budget(tenant, scope, subject, WINDOW_NAMES.get(window, str(window)), left)
+    for tenant, job_id, role in job_roles:
+        m.job_roles.add(tenant, job_id, role)
+    for (tenant, model, role, exploring, task_class), n in decisions:
+        m.decisions.add(n, telemetry_rpc.decision_labels(tel, tenant, model, role, exploring, task_class))
+    record_many(m.core_duration, core_s, _CORE_LABELS)
+    record_many(m.store_duration, store_s, _STORE_LABELS)
+    record_many(m.rpc_duration, rpc_ms, _RPC_LABELS)
 
 
 _CORE_LABELS = {sc.LABEL_OPERATION: "route"}
 _STORE_LABELS = {sc.LABEL_OPERATION: "reserve"}
-_RPC_LABELS = {sc.LABEL_RPC_SERVICE: ROUTE_METHOD.lstrip("/").rpartition("/")[0],
-               sc.LABEL_RPC_METHOD: ROUTE_METHOD.rpartition("/")[2], sc.LABEL_GRPC_CODE: "OK"}
+_RPC_LABELS = {sc.LABEL_RPC_SERVICE: _SERVICE, sc.LABEL_RPC_METHOD: _METHOD, sc.LABEL_GRPC_CODE: "OK"}
 
 
 def _server_span(tel: Telemetry, start_ns: int, end_ns: int, traceparent: str, attributes: dict[str, Any]) -> None:

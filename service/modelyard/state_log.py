@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
     from modelyard.core import RoutingCore
     from modelyard.store.spool import StateFile
@@ -92,9 +93,9 @@ class StateSaves:
         if sizes.wants_base():
             sizes.base_needed = True  # until this one is stored: its changes leave the journal now
 
-            def write(path: object) -> None:
+            def write(path: Path) -> None:
                 # The pending changes are in the snapshot: their parts are dropped unread.
-                core.take_deltas_and_snapshot_to_path(path, LOG_PART_ARMS)  # type: ignore[arg-type]
+                core.take_deltas_and_snapshot_to_path(path, LOG_PART_ARMS)
 
             sizes.base = await self.store.save_state_base(name, write, now)
             sizes.entries = sizes.log = 0
