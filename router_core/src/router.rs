@@ -552,10 +552,14 @@ impl Core {
     /// the changes are taken at once (so a snapshot taken in the same step holds exactly them on
     /// top of what was sent before), but only one part's bytes exist at a time.
     pub fn take_delta_parts(&self, max_arms: usize) -> snapshot::DeltaParts {
-        let mut st = self.state.write();
+        Self::take_parts(&mut self.state.write(), max_arms)
+    }
+
+    /// The journal moved out of `st` as parts to encode later (with the half-life and clock the
+    /// state has now).
+    fn take_parts(st: &mut State, max_arms: usize) -> snapshot::DeltaParts {
         let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
         let journal = st.table.take_journal_owned().unwrap_or_default();
-        drop(st);
         snapshot::DeltaParts::new(journal, half_life_s, last_now, max_arms)
     }
 
@@ -570,12 +574,10 @@ impl Core {
         w: impl std::io::Write,
     ) -> Result<snapshot::DeltaParts> {
         let mut st = self.state.write();
-        let (half_life_s, last_now) = (st.catalog.policy.half_life_s, st.last_now);
-        let journal = st.table.take_journal_owned().unwrap_or_default();
+        let parts = Self::take_parts(&mut st, max_arms);
         let st = parking_lot::RwLockWriteGuard::downgrade(st);
-        let written = snapshot::encode_to(&st.table, half_life_s, last_now, w);
+        let written = snapshot::encode_to(&st.table, st.catalog.policy.half_life_s, st.last_now, w);
         drop(st);
-        let parts = snapshot::DeltaParts::new(journal, half_life_s, last_now, max_arms);
         match written {
             Ok(()) => Ok(parts),
             Err(e) => {
