@@ -15,8 +15,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
-from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation
+
+try:  # private to the SDK: the bulk path below is probed before use and falls back without it
+    from opentelemetry.sdk.metrics._internal.aggregation import _ExplicitBucketHistogramAggregation as _Sdk
+
+    _SdkHistogram: Any = _Sdk
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    _SdkHistogram = None
 
 from modelyard.telemetry import semconv as sc
 
@@ -42,42 +48,107 @@ class Samples(float):
 
 
 def record_many(histogram: Histogram, values: Sequence[float], attributes: dict[str, Any]) -> None:
-    """`histogram.record(v, attributes)` for every v, in one call (see Samples); like `record`, it drops
-    negative and non-finite values with a warning."""
+    """`histogram.record(v, attributes)` for every v, in one call (see Samples) where this SDK takes
+    it (`bulk_supported`), else one call per value; like `record`, it drops negative and non-finite
+    values with a warning."""
     good = [v for v in values if math.isfinite(v) and v >= 0]
     if len(good) < len(values):
         log.warning("histogram %s: dropped %d negative or non-finite values", getattr(histogram, "name", "?"),
                     len(values) - len(good))
-    if good:
+    if not good:
+        return
+    if bulk_supported():
         histogram.record(Samples(good), attributes)
+        return
+    for v in good:
+        histogram.record(v, attributes)
 
 
-class _BulkHistogram(_ExplicitBucketHistogramAggregation):
-    def aggregate(self, measurement: Any, should_sample_exemplar: bool = True) -> None:
-        value = measurement.value
-        if type(value) is not Samples:
-            super().aggregate(measurement, should_sample_exemplar)
-            return
-        good = value.values  # finite and non-negative: record_many checked
-        agg: Any = self  # the SDK's fields, which it leaves untyped
-        with agg._lock:
-            if agg._value is None:
-                agg._value = agg._get_empty_bucket_counts()
-            counts, bounds = agg._value, agg._boundaries
-            for v in good:
-                counts[bisect_left(bounds, v)] += 1
-            agg._sum += math.fsum(good)
-            if agg._record_min_max:
-                agg._min = min(agg._min, *good)
-                agg._max = max(agg._max, *good)
+_bulk: bool | None = None  # bulk_supported()'s answer, once probed
+_probe_lock = threading.Lock()
+
+
+def bulk_supported() -> bool:
+    """Whether the installed SDK's explicit-bucket histogram takes `Samples` whole.
+
+    The bulk path leans on the SDK's private aggregation class and its fields; a release may move
+    them. So once per process a private provider records the same values both ways and compares what
+    a reader sees; anything but an exact match (or any error) turns the bulk path off with one
+    warning, and `record_many` records value by value: slower, never wrong."""
+    global _bulk
+    if _bulk is None:
+        with _probe_lock:
+            if _bulk is None:
+                _bulk = _probe()
+                if not _bulk:
+                    log.warning("this opentelemetry-sdk's histogram does not take batched values; "
+                                "front latencies are recorded one by one (slower, same result)")
+    return _bulk
+
+
+def _probe() -> bool:
+    if _SdkHistogram is None:
+        return False
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.metrics.view import View
+
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader], views=[
+            View(instrument_name="probe", aggregation=BulkHistogramAggregation(boundaries=(1.0, 10.0)))])
+        try:
+            hist = provider.get_meter("modelyard.probe").create_histogram("probe")
+            values = [0.5, 1.0, 3.0, 20.0, 0.0]
+            for v in values:
+                hist.record(v, {"path": "one"})
+            hist.record(Samples(values), {"path": "bulk"})
+            data = reader.get_metrics_data()
+        finally:
+            provider.shutdown()
+        assert data is not None
+        [metric] = data.resource_metrics[0].scope_metrics[0].metrics
+        points: dict[Any, Any] = {dict(p.attributes or {})["path"]: p for p in metric.data.data_points}
+        one, bulk = points["one"], points["bulk"]
+        return bool(tuple(one.bucket_counts) == tuple(bulk.bucket_counts) == (3, 1, 1)
+                    and one.count == bulk.count == 5 and one.sum == bulk.sum
+                    and (one.min, one.max) == (bulk.min, bulk.max))
+    except Exception:  # any failure means: do not use the bulk path
+        log.debug("bulk histogram probe failed", exc_info=True)
+        return False
+
+
+if _SdkHistogram is not None:
+    class _BulkHistogram(_SdkHistogram):
+        def aggregate(self, measurement: Any, should_sample_exemplar: bool = True) -> None:
+            value = measurement.value
+            if type(value) is not Samples:
+                super().aggregate(measurement, should_sample_exemplar)
+                return
+            good = value.values  # finite and non-negative: record_many checked
+            agg: Any = self  # the SDK's fields, which it leaves untyped
+            with agg._lock:
+                if agg._value is None:
+                    agg._value = agg._get_empty_bucket_counts()
+                counts, bounds = agg._value, agg._boundaries
+                for v in good:
+                    counts[bisect_left(bounds, v)] += 1
+                agg._sum += math.fsum(good)
+                if agg._record_min_max:
+                    agg._min = min(agg._min, *good)
+                    agg._max = max(agg._max, *good)
 
 
 class BulkHistogramAggregation(ExplicitBucketHistogramAggregation):
-    """The SDK's explicit-bucket histogram aggregation, which also takes `Samples` whole."""
+    """The SDK's explicit-bucket histogram aggregation, which also takes `Samples` whole (unless the
+    probe in `bulk_supported` found that it cannot: then it is the SDK's own, unchanged)."""
 
     def _create_aggregation(self, *args: Any, **kwargs: Any) -> Any:
         aggregation = super()._create_aggregation(*args, **kwargs)
-        if type(aggregation) is _ExplicitBucketHistogramAggregation:  # the SDK's own: give it the bulk path
+        # The SDK's own class only (not a subclass it may pick for other settings); while the probe
+        # runs (_bulk still None) it is swapped too, since that is what the probe tests.
+        if (_SdkHistogram is not None and _bulk is not False
+                and type(aggregation) is _SdkHistogram):
             aggregation.__class__ = _BulkHistogram
         return aggregation
 

@@ -27,7 +27,7 @@ from opentelemetry.trace import Tracer
 from modelyard.config import TelemetryConfig
 from modelyard.telemetry import logs
 from modelyard.telemetry import semconv as sc
-from modelyard.telemetry.metrics import BulkHistogramAggregation, Metrics
+from modelyard.telemetry.metrics import BulkHistogramAggregation, Metrics, bulk_supported
 from modelyard.telemetry.shipper import SpanShipper
 
 log = logging.getLogger("modelyard.telemetry")
@@ -184,6 +184,7 @@ def _resource(cfg: TelemetryConfig, environ: Mapping[str, str]) -> Resource:
 
 
 def _views() -> list[View]:
+    bulk_supported()  # probed here, at start-up, rather than on the front's first batch
     return [View(instrument_name=name, aggregation=BulkHistogramAggregation(boundaries=buckets))
             for name, buckets in _HISTOGRAM_BUCKETS]
 
