@@ -23,24 +23,26 @@ from bench.load.loadgen import median_runs, run_load
 MESSAGES = [{"role": "user", "content": "Fix the failing test in tests/test_parser.py"}]
 
 
-def build_router(models: list[dict], strategy: str) -> Router:
-    """One model group, one deployment per bench model, priced like the modelyard config."""
-    deployments = [{
-        "model_name": "coder",
-        "litellm_params": {
-            "model": f"openai/{m['id']}", "api_key": "sk-bench", "api_base": "http://127.0.0.1:9/v1",
-            "input_cost_per_token": m["price"]["input_per_mtok"] / 1e6,
-            "output_cost_per_token": m["price"]["output_per_mtok"] / 1e6,
-        },
-        "model_info": {"id": m["id"]},
-    } for m in models]
+def build_router(models: list[dict], strategy: str, priced: bool = True) -> Router:
+    """One model group, one deployment per bench model, priced like the modelyard config (unless
+    `priced` is off: LiteLLM then registers no custom prices on each call, see bench/README)."""
+    def params(m: dict) -> dict:
+        p = {"model": f"openai/{m['id']}", "api_key": "sk-bench", "api_base": "http://127.0.0.1:9/v1"}
+        if priced:
+            p["input_cost_per_token"] = m["price"]["input_per_mtok"] / 1e6
+            p["output_cost_per_token"] = m["price"]["output_per_mtok"] / 1e6
+        return p
+
+    deployments = [{"model_name": "coder", "litellm_params": params(m), "model_info": {"id": m["id"]}}
+                   for m in models]
     return Router(model_list=deployments, routing_strategy=strategy, num_retries=0)
 
 
-async def measure(models: list[dict], concs: list[int], requests: int, runs: int, strategy: str) -> dict:
+async def measure(models: list[dict], concs: list[int], requests: int, runs: int, strategy: str,
+                  priced: bool = True) -> dict:
     litellm.telemetry = False
     litellm.suppress_debug_info = True
-    router = build_router(models, strategy)
+    router = build_router(models, strategy, priced)
 
     async def call(i: int) -> None:
         await router.acompletion(model="coder", messages=MESSAGES, mock_response="ok")
@@ -50,7 +52,8 @@ async def measure(models: list[dict], concs: list[int], requests: int, runs: int
         await run_load(call, concurrency=c, requests=min(100, requests), time_limit_s=60)  # warm-up
         runs_ = [await run_load(call, concurrency=c, requests=requests, time_limit_s=60) for _ in range(runs)]
         out[str(c)] = median_runs(runs_).as_dict()
-    return {"version": importlib.metadata.version("litellm"), "strategy": strategy, "results": out}
+    return {"version": importlib.metadata.version("litellm"), "strategy": strategy, "priced": priced,
+            "results": out}
 
 
 def main() -> None:
@@ -60,9 +63,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--strategy", default="simple-shuffle")
+    ap.add_argument("--unpriced", action="store_true",
+                    help="deployments without per-token prices (not the reference: modelyard routes by price)")
     args = ap.parse_args()
     concs = [int(c) for c in args.concurrency.split(",")]
-    print(json.dumps(asyncio.run(measure(json.loads(args.models), concs, args.requests, args.runs, args.strategy))))
+    print(json.dumps(asyncio.run(measure(json.loads(args.models), concs, args.requests, args.runs, args.strategy,
+                                         priced=not args.unpriced))))
 
 
 if __name__ == "__main__":

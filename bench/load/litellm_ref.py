@@ -1,7 +1,9 @@
 """The LiteLLM reference: creates bench/load/.venv-bench (pinned LiteLLM + py-spy) and runs the driver.
 
-The environment is separate so LiteLLM never becomes a dependency of modelyard. The pin predates the
-LiteLLM releases reported as compromised on PyPI; bump it only to a version checked to be clean.
+The environment is separate so LiteLLM never becomes a dependency of modelyard. Every package in it is
+pinned (litellm-requirements.txt, LiteLLM's dependencies included: resolved afresh, they moved the
+reference between machines). The LiteLLM pin predates the releases reported as compromised on PyPI;
+bump it only to a version checked to be clean.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from bench.load import targets
 
 VENV = Path(__file__).resolve().parent / ".venv-bench"
-PINS = ("litellm==1.82.6", "py-spy==0.4.1")
+REQUIREMENTS = Path(__file__).resolve().parent / "litellm-requirements.txt"
 
 
 def venv_python() -> Path:
@@ -26,12 +28,14 @@ def ensure_env() -> Path:
     """Create the bench venv and install the pins once; later runs reuse it."""
     py = venv_python()
     marker = VENV / ".installed"
-    if marker.exists() and marker.read_text() == "\n".join(PINS):
+    pins = REQUIREMENTS.read_text()
+    if marker.exists() and marker.read_text() == pins:
         return py
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", *PINS], check=True, timeout=900)
-    marker.write_text("\n".join(PINS))
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "-r", str(REQUIREMENTS)],
+                   check=True, timeout=900)
+    marker.write_text(pins)
     return py
 
 
