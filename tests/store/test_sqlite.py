@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from modelyard.store import SqliteStore, StoreError, StoreUnavailable, open_store
-from tests.store.store_helpers import T0, limits, reservation
+from modelyard.store.base import KEY, TENANT
+from modelyard.store.windows import WINDOWS, window_bounds
+from tests.store.store_helpers import T0, limits, reservation, usage_of
 
 
 async def test_wal_and_full_sync(tmp_path: Path):
@@ -77,7 +79,7 @@ def test_schema_version_is_recorded(tmp_path: Path):
 
     asyncio.run(make())
     with sqlite3.connect(tmp_path / "v.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
 
 
 async def test_a_schema_1_database_is_upgraded_and_its_saved_state_still_loads(tmp_path: Path):
@@ -98,8 +100,81 @@ async def test_a_schema_1_database_is_upgraded_and_its_saved_state_still_loads(t
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         assert conn.execute("SELECT count(*) FROM state_chunks").fetchone()[0] == 1
+
+
+# What a schema-3 build created for reservations (the rest of its schema is unchanged in version 4).
+V3_RESERVATIONS = """
+CREATE TABLE decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL UNIQUE, request_id TEXT NOT NULL,
+    tenant TEXT NOT NULL, key_id TEXT NOT NULL, job_id TEXT NOT NULL, model TEXT NOT NULL,
+    role INTEGER NOT NULL, task_class TEXT NOT NULL, estimate_micros INTEGER NOT NULL,
+    created_at REAL NOT NULL, expires_at REAL NOT NULL, payload BLOB NOT NULL,
+    settled INTEGER NOT NULL DEFAULT 0, charged_micros INTEGER NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL DEFAULT 0, model_used TEXT NOT NULL DEFAULT '',
+    input_tokens INTEGER NOT NULL DEFAULT 0, cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0, latency_ms REAL NOT NULL DEFAULT 0, settled_at REAL,
+    expired INTEGER NOT NULL DEFAULT 0, UNIQUE (tenant, request_id));
+CREATE INDEX decisions_open ON decisions (expires_at) WHERE settled = 0 AND expired = 0;
+CREATE INDEX decisions_job ON decisions (tenant, job_id, seq);
+CREATE TABLE holds (decision_id TEXT NOT NULL, scope TEXT NOT NULL, subject TEXT NOT NULL,
+    win INTEGER NOT NULL, window_start INTEGER NOT NULL,
+    PRIMARY KEY (decision_id, scope, subject, win)) WITHOUT ROWID;
+CREATE TABLE counters (scope TEXT NOT NULL, subject TEXT NOT NULL, win INTEGER NOT NULL,
+    window_start INTEGER NOT NULL, spent_micros INTEGER NOT NULL DEFAULT 0,
+    reserved_micros INTEGER NOT NULL DEFAULT 0 CHECK (reserved_micros >= 0),
+    PRIMARY KEY (scope, subject, win, window_start)) WITHOUT ROWID;
+PRAGMA user_version = 3;
+"""
+
+
+async def test_a_schema_3_database_is_upgraded_and_its_open_reservations_settle_where_they_were_held(
+        tmp_path: Path):
+    path = tmp_path / "v3.db"
+    # A v3 file: one reservation open (held a day ago, so its windows are not today's) and one settled.
+    held_at = T0 - 86400.0
+    starts = {int(w): window_bounds(w, held_at)[0] for w in WINDOWS}
+    with sqlite3.connect(path) as conn:
+        conn.executescript(V3_RESERVATIONS)
+        for seq, did, settled in ((7, "open-one", 0), (9, "settled-one", 1)):
+            conn.execute(
+                "INSERT INTO decisions (seq, decision_id, request_id, tenant, key_id, job_id, model, role,"
+                " task_class, estimate_micros, created_at, expires_at, payload, settled, charged_micros)"
+                " VALUES (?, ?, ?, 'acme', 'k1', 'job-1', 'model-a', 2, 'edit', 5000, ?, ?, ?, ?, ?)",
+                (seq, did, f"req-{did}", held_at, held_at + 10 * 86400, did.encode(), settled, 300 * settled))
+            for scope, subject in ((TENANT, "acme"), (KEY, "k1")):
+                for w, start in starts.items():
+                    conn.execute("INSERT INTO holds VALUES (?, ?, ?, ?, ?)", (did, scope, subject, w, start))
+        for scope, subject in ((TENANT, "acme"), (KEY, "k1")):
+            for w, start in starts.items():
+                conn.execute("INSERT INTO counters VALUES (?, ?, ?, ?, 300, 5000)", (scope, subject, w, start))
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        settled = await store.settle("open-one", "acme", actual_micros=1200, status=1, model_used="",
+                                     input_tokens=1, cached_input_tokens=0, output_tokens=1, latency_ms=1.0,
+                                     now=T0)
+        assert (settled.charged_micros, settled.duplicate) == (1200, False)
+        for scope, subject in ((TENANT, "acme"), (KEY, "k1")):
+            for w in WINDOWS:
+                u = await usage_of(store, scope, subject, int(w), held_at)
+                assert (u.spent_micros, u.reserved_micros) == (1500, 0), (scope, w)
+        old = await store.get_decision("settled-one", "acme")
+        assert old is not None and old.settled and old.charged_micros == 300
+        rec, _ = await store.reserve(reservation(40), limits(), T0)
+        assert [d.decision_id for d in await store.job_decisions("acme", "job-1")] == [
+            "open-one", "settled-one", rec.decision_id]
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'holds'").fetchone() is None
+        rows = conn.execute("SELECT seq, decision_id FROM decisions ORDER BY seq").fetchall()
+        assert rows == [(7, "open-one"), (9, "settled-one"), (10, rec.decision_id)]
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
+                                               " AND tbl_name = 'decisions' AND sql IS NOT NULL")}
+        assert indexes == {"decisions_open", "decisions_job"}
 
 
 async def test_memory_database_works_until_closed():

@@ -315,7 +315,7 @@ fn jview(out: &mut String, v: &View) {
 
 /// 32 hex digits, time-ordered as a UUIDv7 is: the Unix time in milliseconds (48 bits), then 80
 /// random bits (modelyard/ids.py `time_ordered_id` makes the same). The store's indexes on decision_id
-/// (the decisions table's unique index, the holds' primary key) then take each new Route at their
+/// (the decisions table's unique index) then take each new Route at their
 /// right edge instead of at a random leaf page: fewer pages written per commit.
 fn decision_id() -> String {
     let ms = std::time::SystemTime::now()

@@ -1,6 +1,6 @@
 //! The SQLite store's Route operations in Rust, on the same file, schema and semantics as
 //! `service/modelyard/store/_sqlite_ops.py` (the reference): a reservation (replay check,
-//! counters read and checked, the decision row, the counters and holds written) commits inside
+//! counters read and checked, the decision row (with the windows it holds) and the counters written) commits inside
 //! `BEGIN IMMEDIATE … COMMIT` at `synchronous=NORMAL`, as the Python store commits reservations:
 //! alone when the front is idle, else in a savepoint of a batch the `Writer` commits at once.
 
@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// Schema version this build reads and writes (`_sqlite_schema.py` SCHEMA_VERSION).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub const WINDOWS: [i64; 3] = [1, 2, 3];
 pub const WINDOW_NAMES: [&str; 3] = ["hour", "day", "month"];
@@ -304,12 +304,20 @@ pub fn usage(
     Ok(out)
 }
 
-/// Inserts the decision and holds its estimate on the tenant's and key's counters of every window.
+/// Inserts the decision and holds its estimate on the tenant's and key's counters of every window;
+/// the decision's `held` column says which window starts (`_sqlite_schema.held_text`), so a settle
+/// or an expiry releases exactly those counters.
 pub fn insert_reservation(tx: &Connection, d: &NewDecision<'_>, now: f64) -> rusqlite::Result<()> {
+    let starts = WINDOWS.map(|w| (w, window_bounds(w, now).0));
+    let held = starts
+        .iter()
+        .map(|(w, start)| format!("{w}:{start}"))
+        .collect::<Vec<_>>()
+        .join(",");
     tx.prepare_cached(
         "INSERT INTO decisions (request_id, decision_id, tenant, key_id, job_id, model, role, \
-         task_class, estimate_micros, created_at, expires_at, payload) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         task_class, estimate_micros, created_at, expires_at, payload, held) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         d.request_id,
@@ -323,19 +331,17 @@ pub fn insert_reservation(tx: &Connection, d: &NewDecision<'_>, now: f64) -> rus
         d.estimate_micros,
         d.created_at,
         d.expires_at,
-        d.payload
+        d.payload,
+        held
     ])?;
     let mut up = tx.prepare_cached(
         "INSERT INTO counters (scope, subject, win, window_start, reserved_micros) \
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE \
          SET reserved_micros = reserved_micros + excluded.reserved_micros",
     )?;
-    let mut hold = tx.prepare_cached("INSERT INTO holds VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for (scope, subject) in [("tenant", d.tenant), ("key", d.key_id)] {
-        for w in WINDOWS {
-            let start = window_bounds(w, now).0;
+        for (w, start) in starts {
             up.execute(params![scope, subject, w, start, d.estimate_micros])?;
-            hold.execute(params![d.decision_id, scope, subject, w, start])?;
         }
     }
     Ok(())

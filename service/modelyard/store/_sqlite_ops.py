@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelyard.store import spool
-from modelyard.store._sqlite_schema import job_params, to_job, to_ledger_entry, to_record
+from modelyard.store._sqlite_schema import held_pairs, held_text, job_params, to_job, to_ledger_entry, to_record
 from modelyard.store.base import (
     KEY,
     TENANT,
@@ -67,7 +67,7 @@ def relaxed_sync(conn: sqlite3.Connection) -> Iterator[None]:
     """Commit without fsync (WAL + synchronous=NORMAL), then restore the connection's FULL.
 
     Only for reservations. A process crash loses nothing (the WAL is in the OS cache); a power loss
-    may drop the last un-synced reservations whole — decision, holds and counters in one
+    may drop the last un-synced reservations whole — decision (with its holds) and counters in one
     transaction — so none can leak. The next durable commit (a settle, FULL) fsyncs the WAL up to
     itself, so a settled decision's reservation is always on disk before the settle is acked.
     """
@@ -92,12 +92,21 @@ def _counter(
     return (row[0], row[1]) if row else (0, 0)
 
 
-def _held_counters(r: Reservation, limits: Sequence[Limit]) -> list[tuple[str, str, int]]:
-    """Every counter the reservation holds: the limits' plus tenant and key in every window."""
-    keys = [(lim.scope, lim.subject, int(lim.window)) for lim in limits]
-    keys += [(scope, subject, int(w)) for scope, subject in ((TENANT, r.tenant), (KEY, r.key_id))
-             for w in WINDOWS]
-    return list(dict.fromkeys(keys))
+def _held_windows(r: Reservation, limits: Sequence[Limit]) -> list[int]:
+    """The windows whose tenant and key counters the reservation holds: every window (the limits are
+    the tenant's and the key's; `decisions.held` can only say which windows, not whose counters)."""
+    own = {(TENANT, r.tenant), (KEY, r.key_id)}
+    for lim in limits:
+        if (lim.scope, lim.subject) not in own:
+            raise ValueError(f"limit on {lim.scope} '{lim.subject}': the SQLite store holds only the "
+                             f"reservation's tenant ('{r.tenant}') and key ('{r.key_id}') counters")
+    return list(dict.fromkeys([int(w) for w in WINDOWS] + [int(lim.window) for lim in limits]))
+
+
+def _held_counters(d: DecisionRecord, held: str) -> list[tuple[str, str, int, int]]:
+    """The counters a stored reservation holds, from its `held` column."""
+    return [(scope, subject, w, start) for scope, subject in ((TENANT, d.tenant), (KEY, d.key_id))
+            for w, start in held_pairs(held)]
 
 
 def find_request(conn: sqlite3.Connection, request_id: str, tenant: str) -> DecisionRecord | None:
@@ -125,24 +134,24 @@ def reserve(
             if spent + reserved + r.estimate_micros > lim.hard_micros:
                 raise BudgetExceeded(lim.scope, lim.subject, int(lim.window), lim.hard_micros,
                                      spent, reserved, reset, r.estimate_micros)
+        windows = [(w, bounds[w][0] if w in bounds else window_bounds(w, now)[0])
+                   for w in _held_windows(r, limits)]
         conn.execute(
             "INSERT INTO decisions (request_id, decision_id, tenant, key_id, job_id, model, role,"
-            " task_class, estimate_micros, created_at, expires_at, payload)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " task_class, estimate_micros, created_at, expires_at, payload, held)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (r.request_id, r.decision_id, r.tenant, r.key_id, r.job_id, r.model, r.role,
-             r.task_class, r.estimate_micros, r.created_at, r.expires_at, r.payload),
+             r.task_class, r.estimate_micros, r.created_at, r.expires_at, r.payload, held_text(windows)),
         )
-        held = [(scope, subject, win, bounds[win][0] if win in bounds else window_bounds(win, now)[0])
-                for scope, subject, win in _held_counters(r, limits)]
-        # Two executemany calls rather than two statements per counter: same rows, fewer round trips
-        # through the sqlite3 module.
+        # One executemany rather than a statement per counter: same rows, fewer round trips through
+        # the sqlite3 module.
         conn.executemany(
             "INSERT INTO counters (scope, subject, win, window_start, reserved_micros)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
             " SET reserved_micros = reserved_micros + excluded.reserved_micros",
-            [(*h, r.estimate_micros) for h in held],
+            [(scope, subject, w, start, r.estimate_micros)
+             for scope, subject in ((TENANT, r.tenant), (KEY, r.key_id)) for w, start in windows],
         )
-        conn.executemany("INSERT INTO holds VALUES (?, ?, ?, ?, ?)", [(r.decision_id, *h) for h in held])
     # The row just inserted, without reading it back: every other column has its default.
     return DecisionRecord(
         request_id=r.request_id, decision_id=r.decision_id, tenant=r.tenant, key_id=r.key_id,
@@ -153,14 +162,13 @@ def reserve(
 
 
 def _close(
-    conn: sqlite3.Connection, d: DecisionRecord, amount: int, kind: str, model: str, now: float,
+    conn: sqlite3.Connection, d: DecisionRecord, held: str, amount: int, kind: str, model: str, now: float,
 ) -> None:
     """Take the estimate out of `reserved` and add `amount` to `spent` where it was held."""
-    conn.execute(
+    conn.executemany(
         "UPDATE counters SET reserved_micros = reserved_micros - ?, spent_micros = spent_micros + ?"
-        " WHERE (scope, subject, win, window_start) IN"
-        " (SELECT scope, subject, win, window_start FROM holds WHERE decision_id = ?)",
-        (d.estimate_micros, amount, d.decision_id),
+        " WHERE scope = ? AND subject = ? AND win = ? AND window_start = ?",
+        [(d.estimate_micros, amount, *c) for c in _held_counters(d, held)],
     )
     if kind == "settle" or amount:
         conn.execute(
@@ -198,7 +206,7 @@ def settle(
             (actual_micros, status, model_used, input_tokens, cached_input_tokens, output_tokens,
              latency_ms, now, decision_id),
         )
-        _close(conn, d, actual_micros, "settle", model_used, now)
+        _close(conn, d, row["held"], actual_micros, "settle", model_used, now)
         return SettleResult(decision_id, actual_micros,
                             released_micros(d.estimate_micros, actual_micros), duplicate=False)
 
@@ -220,7 +228,7 @@ def expire(conn: sqlite3.Connection, now: float, *, charge: bool) -> int:
         for row in rows:
             d = to_record(row)
             amount = d.estimate_micros if charge else 0
-            _close(conn, d, amount, "expiry", d.model, now)
+            _close(conn, d, row["held"], amount, "expiry", d.model, now)
             conn.execute("UPDATE decisions SET expired = 1, charged_micros = ? WHERE seq = ?",
                          (amount, row["seq"]))
         return len(rows)

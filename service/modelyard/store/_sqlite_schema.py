@@ -1,25 +1,29 @@
 """SQLite schema of the embedded store, connection set-up and row → record mapping.
 
-Tables: decisions (one row per reservation, settled in place), holds (the counters each
-reservation holds, with the window they were made in), counters (spent/reserved per scope,
-subject, window and window start), ledger (one row per charge), jobs, state.
+Tables: decisions (one row per reservation, settled in place, with the windows its hold was made
+in), counters (spent/reserved per scope, subject, window and window start), ledger (one row per
+charge), jobs, state.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 
 from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry
 
 # 2: state blobs in `state_chunks` (version 1's `state.blob` is still read).
 # 3: `state_log`: a learned state's changes since its last full save, as deltas in order.
-SCHEMA_VERSION = 3
+# 4: fewer pages written per reservation: `decisions.held` instead of the `holds` table, and `seq` a
+#    plain rowid (no AUTOINCREMENT, whose sequence row was one more page per commit).
+SCHEMA_VERSION = 4
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+# The decisions table as version 4 has it; `_decisions_to_v4` rebuilds an older one into it.
+DECISIONS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    seq INTEGER PRIMARY KEY,
     decision_id TEXT NOT NULL UNIQUE,
     request_id TEXT NOT NULL,
     tenant TEXT NOT NULL,
@@ -42,19 +46,17 @@ CREATE TABLE IF NOT EXISTS decisions (
     latency_ms REAL NOT NULL DEFAULT 0,
     settled_at REAL,
     expired INTEGER NOT NULL DEFAULT 0,
+    held TEXT NOT NULL DEFAULT '',
     UNIQUE (tenant, request_id)
 );
+"""
+DECISION_INDEXES = """
 CREATE INDEX IF NOT EXISTS decisions_open ON decisions (expires_at)
     WHERE settled = 0 AND expired = 0;
 CREATE INDEX IF NOT EXISTS decisions_job ON decisions (tenant, job_id, seq);
-CREATE TABLE IF NOT EXISTS holds (
-    decision_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    win INTEGER NOT NULL,
-    window_start INTEGER NOT NULL,
-    PRIMARY KEY (decision_id, scope, subject, win)
-) WITHOUT ROWID;
+"""
+
+SCHEMA = DECISIONS.format(name="decisions") + DECISION_INDEXES + """
 CREATE TABLE IF NOT EXISTS counters (
     scope TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -121,12 +123,63 @@ def connect(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(
                 f"{path}: schema version {version} is newer than this build ({SCHEMA_VERSION})")
         if version < SCHEMA_VERSION:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                _decisions_to_v4(conn)
+                for statement in _statements(SCHEMA):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+_DECISION_COLUMNS = (
+    "seq", "decision_id", "request_id", "tenant", "key_id", "job_id", "model", "role", "task_class",
+    "estimate_micros", "created_at", "expires_at", "payload", "settled", "charged_micros", "status",
+    "model_used", "input_tokens", "cached_input_tokens", "output_tokens", "latency_ms", "settled_at",
+    "expired",
+)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _decisions_to_v4(conn: sqlite3.Connection) -> None:
+    """An older decisions table rebuilt as version 4's, in the caller's transaction: the same rows and
+    seq values; each open reservation's windows taken from its `holds` rows, which are dropped."""
+    present = {r[1] for r in conn.execute("PRAGMA table_info(decisions)")}
+    if not present or "held" in present:
+        return
+    cols = [c for c in _DECISION_COLUMNS if c in present]  # names from this list only, never the file's
+    has_holds = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'holds'").fetchone()
+    # Version 3 held the tenant's and the key's counter of every window, both made at the same instant.
+    held = ("CASE WHEN d.settled = 0 AND d.expired = 0 THEN coalesce((SELECT group_concat(win || ':' ||"
+            " window_start, ',') FROM (SELECT DISTINCT win, window_start FROM holds h"
+            " WHERE h.decision_id = d.decision_id ORDER BY win)), '') ELSE '' END") if has_holds else "''"
+    conn.execute(DECISIONS.format(name="decisions_v4"))
+    conn.execute(f"INSERT INTO decisions_v4 ({', '.join(cols)}, held)"  # noqa: S608 - fixed names
+                 f" SELECT {', '.join('d.' + c for c in cols)}, {held} FROM decisions d")
+    conn.execute("DROP TABLE decisions")
+    conn.execute("ALTER TABLE decisions_v4 RENAME TO decisions")
+    if has_holds:
+        conn.execute("DROP TABLE holds")
+
+
+def held_text(windows: Iterable[tuple[int, int]]) -> str:
+    """`decisions.held`: the (window, window start) pairs of the tenant's and the key's counters a
+    reservation holds, as "win:start,..."."""
+    return ",".join(f"{w}:{start}" for w, start in windows)
+
+
+def held_pairs(text: str) -> list[tuple[int, int]]:
+    return [(int(w), int(start)) for w, _, start in (p.partition(":") for p in text.split(",") if p)]
 
 
 def to_record(row: sqlite3.Row) -> DecisionRecord:
