@@ -335,8 +335,12 @@ class RedisStore:
 
     # learned state -------------------------------------------------------------------------
     async def save_state(self, name: str, blob: bytes, now: float) -> None:
+        key = self.keys.state(name)
         async with self._io() as red:
-            await red.set(self.keys.state(name), bytes(blob))
+            pipe = red.pipeline(transaction=True)
+            pipe.set(key, bytes(blob))
+            pipe.incr(f"{key}:gen")  # load_state_into reads in pieces: this tells it the state changed
+            await pipe.execute()
 
     async def load_state(self, name: str) -> bytes | None:
         async with self._io() as red:
@@ -354,20 +358,30 @@ class RedisStore:
                     await red.delete(staging)
                     for chunk in pieces(path, BASE_CHUNK):
                         await red.append(staging, chunk)
-                    await red.rename(staging, key)
+                    pipe = red.pipeline(transaction=True)
+                    pipe.rename(staging, key)
+                    pipe.incr(f"{key}:gen")
+                    await pipe.execute()
                 finally:
                     await red.delete(staging)
 
     async def load_state_into(self, name: str, read: StateFile) -> bool:
+        """Read in 4 MiB pieces through a spool file; a state replaced while it was read (its
+        generation moved, or its length) is read again, so the pieces always come from one save."""
         key = self.keys.state(name)
         with spool(None, name) as path:
-            async with self._io() as red:
-                size = await red.strlen(key)
-                if not size:
-                    return False
-                with path.open("wb") as f:
-                    for at in range(0, size, BASE_CHUNK):
-                        f.write(await red.getrange(key, at, at + BASE_CHUNK - 1))
+            for _ in range(3):
+                async with self._io() as red:
+                    gen, size = await red.get(f"{key}:gen"), await red.strlen(key)
+                    if not size:
+                        return False
+                    with path.open("wb") as f:
+                        for at in range(0, size, BASE_CHUNK):
+                            f.write(await red.getrange(key, at, at + BASE_CHUNK - 1))
+                    if await red.get(f"{key}:gen") == gen and await red.strlen(key) == size == path.stat().st_size:
+                        break
+            else:
+                raise StoreError(f"learned state {name!r} kept changing while it was read; retry")
             await off_loop(read, path)
             return True
 
