@@ -130,7 +130,7 @@ PRAGMA user_version = 3;
 
 
 async def test_a_schema_3_database_is_upgraded_and_its_open_reservations_settle_where_they_were_held(
-        tmp_path: Path):
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
     path = tmp_path / "v3.db"
     # A v3 file: one reservation open (held a day ago, so its windows are not today's) and one settled.
     held_at = T0 - 86400.0
@@ -150,7 +150,9 @@ async def test_a_schema_3_database_is_upgraded_and_its_open_reservations_settle_
             for w, start in starts.items():
                 conn.execute("INSERT INTO counters VALUES (?, ?, ?, ?, 300, 5000)", (scope, subject, w, start))
     store = SqliteStore(path)
-    await store.open()
+    with caplog.at_level("WARNING", logger="modelyard.store"):
+        await store.open()
+    assert "rebuilding the decisions table (2 rows)" in caplog.text and "upgraded to schema 4" in caplog.text
     try:
         settled = await store.settle("open-one", "acme", actual_micros=1200, status=1, model_used="",
                                      input_tokens=1, cached_input_tokens=0, output_tokens=1, latency_ms=1.0,

@@ -8,11 +8,15 @@ charge), jobs, state.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry
+
+log = logging.getLogger("modelyard.store")
 
 # 2: state blobs in `state_chunks` (version 1's `state.blob` is still read).
 # 3: `state_log`: a learned state's changes since its last full save, as deltas in order.
@@ -123,9 +127,10 @@ def connect(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(
                 f"{path}: schema version {version} is newer than this build ({SCHEMA_VERSION})")
         if version < SCHEMA_VERSION:
+            started = time.monotonic()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                _decisions_to_v4(conn)
+                rebuilt = _decisions_to_v4(conn)
                 for statement in _statements(SCHEMA):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -133,6 +138,9 @@ def connect(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if rebuilt:
+                log.warning("SQLite store: %s upgraded to schema %d in %.1f s", path, SCHEMA_VERSION,
+                            time.monotonic() - started)
     except BaseException:
         conn.close()
         raise
@@ -151,13 +159,17 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
-def _decisions_to_v4(conn: sqlite3.Connection) -> None:
+def _decisions_to_v4(conn: sqlite3.Connection) -> bool:
     """An older decisions table rebuilt as version 4's, in the caller's transaction: the same rows and
     seq values; each open reservation's windows taken from its `holds` rows, which are dropped."""
     present = {r[1] for r in conn.execute("PRAGMA table_info(decisions)")}
     if not present or "held" in present:
-        return
+        return False
     cols = [c for c in _DECISION_COLUMNS if c in present]  # names from this list only, never the file's
+    rows = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
+    log.warning("SQLite store: upgrading to schema %d, rebuilding the decisions table (%d rows) once; "
+                "the server starts when it is done", SCHEMA_VERSION, rows)
+
     has_holds = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'holds'").fetchone()
     # Version 3 held the tenant's and the key's counter of every window, both made at the same instant.
     held = ("CASE WHEN d.settled = 0 AND d.expired = 0 THEN coalesce((SELECT group_concat(win || ':' ||"
@@ -170,6 +182,7 @@ def _decisions_to_v4(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE decisions_v4 RENAME TO decisions")
     if has_holds:
         conn.execute("DROP TABLE holds")
+    return True
 
 
 def held_text(windows: Iterable[tuple[int, int]]) -> str:
