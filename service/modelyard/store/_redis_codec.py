@@ -58,6 +58,10 @@ class Keys:
     def state(self, name: str) -> str:
         return f"{{{self.prefix}:state}}:{name}"
 
+    def state_gen(self, name: str) -> str:
+        """Bumped with every save of `state(name)`, so a reader in pieces can tell it changed."""
+        return f"{self.state(name)}:gen"
+
     def learn(self, name: str) -> str:
         """Before deltas: hash replica_id -> that replica's own learned contribution (a core
         snapshot). Read once, to start from it, while no base exists."""

@@ -169,7 +169,6 @@ def _decisions_to_v4(conn: sqlite3.Connection) -> bool:
     rows = conn.execute("SELECT count(*) FROM decisions").fetchone()[0]
     log.warning("SQLite store: upgrading to schema %d, rebuilding the decisions table (%d rows) once; "
                 "the server starts when it is done", SCHEMA_VERSION, rows)
-
     has_holds = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'holds'").fetchone()
     # Version 3 held the tenant's and the key's counter of every window, both made at the same instant.
     held = ("CASE WHEN d.settled = 0 AND d.expired = 0 THEN coalesce((SELECT group_concat(win || ':' ||"

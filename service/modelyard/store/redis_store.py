@@ -339,7 +339,7 @@ class RedisStore:
         async with self._io() as red:
             pipe = red.pipeline(transaction=True)
             pipe.set(key, bytes(blob))
-            pipe.incr(f"{key}:gen")  # load_state_into reads in pieces: this tells it the state changed
+            pipe.incr(self.keys.state_gen(name))  # load_state_into reads in pieces: this tells it of a change
             await pipe.execute()
 
     async def load_state(self, name: str) -> bytes | None:
@@ -360,7 +360,7 @@ class RedisStore:
                         await red.append(staging, chunk)
                     pipe = red.pipeline(transaction=True)
                     pipe.rename(staging, key)
-                    pipe.incr(f"{key}:gen")
+                    pipe.incr(self.keys.state_gen(name))
                     await pipe.execute()
                 finally:
                     await red.delete(staging)
@@ -368,17 +368,17 @@ class RedisStore:
     async def load_state_into(self, name: str, read: StateFile) -> bool:
         """Read in 4 MiB pieces through a spool file; a state replaced while it was read (its
         generation moved, or its length) is read again, so the pieces always come from one save."""
-        key = self.keys.state(name)
+        key, gen_key = self.keys.state(name), self.keys.state_gen(name)
         with spool(None, name) as path:
             for _ in range(3):
                 async with self._io() as red:
-                    gen, size = await red.get(f"{key}:gen"), await red.strlen(key)
+                    gen, size = await red.get(gen_key), await red.strlen(key)
                     if not size:
                         return False
                     with path.open("wb") as f:
                         for at in range(0, size, BASE_CHUNK):
                             f.write(await red.getrange(key, at, at + BASE_CHUNK - 1))
-                    if await red.get(f"{key}:gen") == gen and await red.strlen(key) == size == path.stat().st_size:
+                    if await red.get(gen_key) == gen and await red.strlen(key) == size == path.stat().st_size:
                         break
             else:
                 raise StoreError(f"learned state {name!r} kept changing while it was read; retry")
