@@ -103,10 +103,11 @@ def _held_windows(r: Reservation, limits: Sequence[Limit]) -> list[int]:
     return list(dict.fromkeys([int(w) for w in WINDOWS] + [int(lim.window) for lim in limits]))
 
 
-def _held_counters(d: DecisionRecord, held: str) -> list[tuple[str, str, int, int]]:
-    """The counters a stored reservation holds, from its `held` column."""
-    return [(scope, subject, w, start) for scope, subject in ((TENANT, d.tenant), (KEY, d.key_id))
-            for w, start in held_pairs(held)]
+def _held_counters(tenant: str, key_id: str, windows: Sequence[tuple[int, int]]) -> list[tuple[str, str, int, int]]:
+    """The counters a reservation holds: its tenant's and its key's in each (window, start) of `windows`
+    (what reserve adds to and what settle or expiry takes back from)."""
+    return [(scope, subject, w, start) for scope, subject in ((TENANT, tenant), (KEY, key_id))
+            for w, start in windows]
 
 
 def find_request(conn: sqlite3.Connection, request_id: str, tenant: str) -> DecisionRecord | None:
@@ -149,8 +150,7 @@ def reserve(
             "INSERT INTO counters (scope, subject, win, window_start, reserved_micros)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
             " SET reserved_micros = reserved_micros + excluded.reserved_micros",
-            [(scope, subject, w, start, r.estimate_micros)
-             for scope, subject in ((TENANT, r.tenant), (KEY, r.key_id)) for w, start in windows],
+            [(*c, r.estimate_micros) for c in _held_counters(r.tenant, r.key_id, windows)],
         )
     # The row just inserted, without reading it back: every other column has its default.
     return DecisionRecord(
@@ -168,7 +168,7 @@ def _close(
     conn.executemany(
         "UPDATE counters SET reserved_micros = reserved_micros - ?, spent_micros = spent_micros + ?"
         " WHERE scope = ? AND subject = ? AND win = ? AND window_start = ?",
-        [(d.estimate_micros, amount, *c) for c in _held_counters(d, held)],
+        [(d.estimate_micros, amount, *c) for c in _held_counters(d.tenant, d.key_id, held_pairs(held))],
     )
     if kind == "settle" or amount:
         conn.execute(
