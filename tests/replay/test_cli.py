@@ -34,6 +34,27 @@ def test_seeded_run_is_reproducible(synthetic_table: Path, capsys: pytest.Captur
     assert _json(capsys, *args) == _json(capsys, *args)
 
 
+def test_est_tokens_change_only_what_the_router_is_told(synthetic_table: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    base = (str(synthetic_table), "--attempts", "1", "--orders", "3", "--seed", "2")
+    default = _json(capsys, *base)
+    same = _json(capsys, *base, "--est-tokens", "100000,50000")
+    high = _json(capsys, *base, "--est-tokens", "2000000,1000000")
+    assert same == default
+    # The table decides success and cost: every baseline is untouched, and the router still routes.
+    assert {k: v for k, v in high["policies"].items() if k != "modelyard"} == \
+        {k: v for k, v in default["policies"].items() if k != "modelyard"}
+    assert 0 < high["policies"]["modelyard"]["solved_share"] <= 1
+
+
+@pytest.mark.parametrize("bad", ["100000", "a,b", "0,5", "1,2,3"])
+def test_bad_est_tokens_name_the_flag_and_the_form(synthetic_table: Path, bad: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "replay", str(synthetic_table), "--est-tokens", bad]) != 0
+    err = capsys.readouterr().err
+    assert "--est-tokens" in err and "IN,OUT" in err and bad in err
+
+
 def test_text_report_and_plot(synthetic_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "curve.png"

@@ -1,6 +1,7 @@
 """`modelyard bench replay|catalog`: replay routing policies on a per-task outcome table.
 
     modelyard bench replay TABLE --attempts 3 --orders 10 --seed 0 [--json] [--plot out.png] [--drift]
+    modelyard bench replay TABLE --est-tokens 2000000,1000000     # a harness whose estimates run 20x high
     modelyard bench catalog TABLE > bench.yaml          # then: modelyard serve --config bench.yaml
     modelyard bench replay TABLE --grpc 127.0.0.1:50061 --key-env MODELYARD_API_KEY
 
@@ -30,6 +31,10 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help='print {"policies": {NAME: {...}}} only')
     p.add_argument("--plot", help="write the learning curves as a PNG (needs matplotlib)")
     p.add_argument("--drift", action="store_true", help="also run the drift scenario")
+    p.add_argument("--est-tokens", metavar="IN,OUT",
+                   help="the step estimate the harness sends with every Route, input and output tokens "
+                        "(default 100000,50000); e.g. 2000000,1000000 replays a harness whose estimates "
+                        "run 20x high (in process only)")
     p.add_argument("--grpc", metavar="ADDRESS", help="replay modelyard through a live server")
     p.add_argument("--key-env", default="MODELYARD_API_KEY", help="env variable holding the API key")
     p.set_defaults(fn=replay_cmd)
@@ -50,6 +55,20 @@ def _ks(text: str) -> list[int]:
     if not ks or min(ks) < 1:
         raise CliError("--attempts: every K must be ≥ 1")
     return ks
+
+
+def _est_tokens(text: str | None) -> tuple[int, int] | None:
+    from modelyard.cli.commands import CliError
+    if text is None:
+        return None
+    parts = [x.strip() for x in text.split(",")]
+    try:
+        est = tuple(int(x) for x in parts)
+    except ValueError as exc:
+        raise CliError(f"--est-tokens: expected two token counts IN,OUT like 100000,50000, got {text!r}") from exc
+    if len(est) != 2 or min(est) < 1:
+        raise CliError(f"--est-tokens: expected two token counts IN,OUT, each >= 1, like 100000,50000; got {text!r}")
+    return est[0], est[1]
 
 
 def _router_factory(args: argparse.Namespace, table: Any) -> Any:
@@ -89,8 +108,13 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.table):
         raise CliError(f"{args.table}: no such file")
-    settings = Settings()
-    table = load_table(args.table, priced_tokens=settings.est_tokens)
+    est = _est_tokens(args.est_tokens)
+    if est is not None and args.grpc:
+        raise CliError("--est-tokens: in process only; a live server's catalog sets its own default_tokens "
+                       "(write it with `modelyard bench catalog` and edit routing.default_tokens)")
+    settings = Settings() if est is None else Settings(est_tokens=est)
+    # The cold-start list-price order (the cheapest baseline) stays at the default step size.
+    table = load_table(args.table, priced_tokens=Settings().est_tokens)
     seeds = [args.seed + i for i in range(max(1, args.orders))]
     factory = _router_factory(args, table)
     started = time.perf_counter()
