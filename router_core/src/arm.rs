@@ -211,6 +211,17 @@ impl Row {
         self.index(model).map_or(Hot::EMPTY, |i| self.hot[i].view())
     }
 
+    /// Appends the mean ln r of ratio `which` of every arm in this row that has evidence of it.
+    pub fn ratio_means(&self, which: usize, out: &mut Vec<f64>) {
+        out.extend(
+            self.hot
+                .iter()
+                .map(|h| &h.ratios[which])
+                .filter(|l| l.w > 1e-12)
+                .map(|l| l.wl / l.w),
+        );
+    }
+
     fn index(&self, model: u32) -> Option<usize> {
         self.slots
             .get(model as usize)

@@ -14,7 +14,7 @@ use crate::catalog::{Catalog, ModelSpec};
 use crate::constraints::{describe, estimate_exclusion, static_exclusion, Constraint, Resolved};
 use crate::decision::{Candidate, Decision, Event, Reason};
 use crate::explain::no_model_reason;
-use crate::prior::{effort_bit, hardness, hardness_toward, retry_posterior, Beta};
+use crate::prior::{effort_bit, hardness, hardness_toward, retry_posterior, Beta, RatioRoot};
 use crate::request::Request;
 use crate::score::{estimate, retry_cost, score, Estimate};
 
@@ -99,6 +99,8 @@ pub fn decide(
         Some(c) => table.row(role, c),
         None => ArmTable::empty_row(),
     };
+    // Computed at most once, and only if some model has not been measured yet.
+    let root_cell = std::cell::OnceCell::new();
     // Retries read the retry levels and the role's hardness ρ (see prior.rs `retry_posterior`).
     // With the job's failed effort known, the retry levels are those of its effort bucket and ρ
     // is the bucket's, shrunk toward the role's.
@@ -150,14 +152,19 @@ pub fn decide(
         if excluded.is_none() || req.explain {
             let k = spec.key;
             let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
-            let mut est = estimate(spec, lv.each_ref(), scale, req);
+            let root = if RatioRoot::needed_for(&lv[0]) {
+                *root_cell.get_or_init(|| RatioRoot::of(table))
+            } else {
+                RatioRoot::NONE
+            };
+            let mut est = estimate(spec, &root, lv.each_ref(), scale, req);
             if let Some((rho, retry_role, retry_class, h)) = retry {
                 let rlv = [retry_role.hot(k), retry_class.hot(k)];
                 est.posterior = retry_posterior(est.posterior, rho, rlv.each_ref(), scale);
                 est.p_mean = est.posterior.mean();
                 let pooled = h.map_or(Hot::EMPTY, |h| retry_role.hot(h));
                 let rlv = [&pooled, &rlv[0], &rlv[1]];
-                if let Some(c) = retry_cost(spec, lv.each_ref(), rlv, scale, req) {
+                if let Some(c) = retry_cost(spec, &root, lv.each_ref(), rlv, scale, req) {
                     est.cost_usd = c;
                 }
             }
@@ -402,7 +409,9 @@ fn candidates(catalog: &Catalog, req: &Request, res: &Resolved, rows: &[Scored])
         .map(|r| {
             let spec = &catalog.models[r.idx as usize];
             let e = &crate::arm::Hot::EMPTY;
-            let est = r.est.unwrap_or_else(|| estimate(spec, [e, e, e], 1.0, req));
+            let est = r.est.unwrap_or_else(|| {
+                estimate(spec, &crate::prior::RatioRoot::NONE, [e, e, e], 1.0, req)
+            });
             let detail = match r.excluded {
                 Some(c) => describe(c, spec, req, res, &est),
                 None => format!(

@@ -159,24 +159,30 @@ pub fn retry_posterior(normal: Beta, rho: f64, lv: [&Hot; 2], scale: f64) -> Bet
 
 /// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
 #[inline]
-pub fn pooled_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
-    let (mu, var) = pooled_log_ratio(lv, which, scale);
+pub fn pooled_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
+    let (mu, var) = pooled_log_ratio(root, lv, which, scale);
     (mu + var.min(RATIO_VAR_CAP) / 2.0).exp()
 }
 
-/// Pooled (mean, variance) of ln r for ratio `which`; (0, 0) without evidence. exp(mean) is the
-/// typical (median) ratio, which `effort` compares an observed step against.
+/// Pooled (mean, variance) of ln r for ratio `which`; the root's (shift, 0) without evidence.
+/// exp(mean) is the typical (median) ratio, which `effort` compares an observed step against.
 #[inline]
-pub fn pooled_log_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
+pub fn pooled_log_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
     let levels = [
         &lv[0].ratios[which],
         &lv[1].ratios[which],
         &lv[2].ratios[which],
     ];
+    // The model level holds all of the model's own evidence: with none, the root stands in.
+    let shift = if levels[0].w <= 0.0 {
+        root.shift[which]
+    } else {
+        0.0
+    };
     if levels.iter().all(|l| l.w <= 0.0) {
-        return (0.0, 0.0);
+        return (shift, 0.0);
     }
-    let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, 0.0, 0.0);
+    let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, shift, 0.0);
     for (i, level) in levels.iter().enumerate() {
         // Leave-one-out: a parent lends only what its child did not see.
         let level = if i < 2 {
@@ -191,6 +197,61 @@ pub fn pooled_log_ratio(lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
         strength = n.min(RATIO_POOL_CAP);
     }
     (mu, var)
+}
+
+/// Where the ratios' pooling starts, per ratio: ln r = `shift`, worth `RATIO_PRIOR_WEIGHT`
+/// observations. `shift` is 0 (the list price and the step estimate are right) unless the median
+/// over the catalog's models with evidence of their mean ln r (each model counted once) is below
+/// 0, and then that median: when every tried model's steps come out far below their estimates
+/// (a harness whose estimates run 20x high), an untried model is assumed to as well, instead of
+/// looking 20x dearer than every tried one and never being tried (measured: `bench replay
+/// --est-tokens`, bench/README "Tenth session"). Never above 0: the models tried first are the ones
+/// cheap by list price, and several of those bill far above it on real agent runs; lifting every
+/// untried model's price by them kept cheap-billing models untried and slowed the move away from a
+/// degraded one. Estimates that run low only make untried models look cheap, and trying them
+/// corrects that.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RatioRoot {
+    pub shift: [f64; 3],
+}
+
+impl RatioRoot {
+    /// The list price and the step estimate taken as they are.
+    pub const NONE: RatioRoot = RatioRoot { shift: [0.0; 3] };
+
+    /// Whether a model whose model-level view is `model` reads the root at all (it stands in only
+    /// for a ratio the model has no evidence of), so callers can skip computing it.
+    #[inline]
+    pub fn needed_for(model: &Hot) -> bool {
+        model.ratios.iter().any(|l| l.w <= 0.0)
+    }
+
+    /// From the model level (all roles, all classes): every model learned, each counted once.
+    pub fn of(table: &crate::arm::ArmTable) -> Self {
+        let row = table.row(crate::arm::ALL_ROLES, crate::arm::ALL_CLASSES);
+        let mut buf = Vec::new();
+        let mut root = Self::NONE;
+        for (which, shift) in root.shift.iter_mut().enumerate() {
+            buf.clear();
+            row.ratio_means(which, &mut buf);
+            *shift = median(&mut buf).map_or(0.0, |m| m.min(0.0));
+        }
+        root
+    }
+}
+
+fn median(xs: &mut [f64]) -> Option<f64> {
+    let n = xs.len();
+    if n == 0 {
+        return None;
+    }
+    let (below, &mut mid, _) = xs.select_nth_unstable_by(n / 2, f64::total_cmp);
+    Some(if n % 2 == 1 {
+        mid
+    } else {
+        // The largest of the lower half is the other middle value.
+        (below.iter().copied().fold(f64::NEG_INFINITY, f64::max) + mid) / 2.0
+    })
 }
 
 /// The moments of what `parent` saw beyond `child` (leave-one-out pooling of a ratio).
@@ -287,7 +348,7 @@ mod tests {
         assert!((p - lent).abs() < 1e-12, "{p} {lent}");
         // Ratios the same way: the arm's own observations at every level count once.
         let r = ratio(3.0, 2.0);
-        let got = pooled_log_ratio([&r, &r, &r], RATIO_COST, 1.0).0;
+        let got = pooled_log_ratio(&RatioRoot::NONE, [&r, &r, &r], RATIO_COST, 1.0).0;
         let want = 3.0 * 2f64.ln() / (3.0 + RATIO_PRIOR_WEIGHT);
         assert!((got - want).abs() < 1e-12, "{got} {want}");
     }
@@ -350,7 +411,7 @@ mod tests {
             ),
         ];
         for (name, m, r, a, (lo, hi)) in cases {
-            let got = pooled_ratio([&m, &r, &a], RATIO_COST, 1.0);
+            let got = pooled_ratio(&RatioRoot::NONE, [&m, &r, &a], RATIO_COST, 1.0);
             assert!(got >= lo - 1e-12 && got <= hi + 1e-12, "{name}: {got}");
         }
     }

@@ -798,8 +798,14 @@ fn step_effort(
     } else {
         r.est_cached_input_tokens.min(r.est_input_tokens) as f64 / r.est_input_tokens as f64
     };
+    let root = if crate::prior::RatioRoot::needed_for(&lv[0]) {
+        crate::prior::RatioRoot::of(table)
+    } else {
+        crate::prior::RatioRoot::NONE
+    };
     let typical = typical_cost(
         spec,
+        &root,
         lv.each_ref(),
         scale,
         (r.est_input_tokens, share, r.est_output_tokens),

@@ -10,7 +10,9 @@
 
 use crate::arm::{Hot, RATIO_COST, RATIO_IN, RATIO_OUT};
 use crate::catalog::ModelSpec;
-use crate::prior::{pooled_log_ratio, pooled_ratio, success_posterior, Beta, RATIO_VAR_CAP};
+use crate::prior::{
+    pooled_log_ratio, pooled_ratio, success_posterior, Beta, RatioRoot, RATIO_VAR_CAP,
+};
 use crate::request::Request;
 
 /// Pseudo-observations the catalog's latency estimate is worth against observed latencies.
@@ -49,20 +51,26 @@ pub fn prior_latency_ms(spec: &ModelSpec, tokens_out: f64) -> f64 {
 /// tokens × pooled E[billed/list-price]; latency blends the catalog's latency for E[output
 /// tokens] with the arm's observed mean.
 #[inline]
-pub fn estimate(spec: &ModelSpec, lv: [&Hot; 3], scale: f64, req: &Request) -> Estimate {
+pub fn estimate(
+    spec: &ModelSpec,
+    root: &RatioRoot,
+    lv: [&Hot; 3],
+    scale: f64,
+    req: &Request,
+) -> Estimate {
     let posterior = success_posterior(spec.prior, lv, scale);
     let ratio = |est: u64, which| {
         if est == 0 {
             0.0
         } else {
-            est as f64 * pooled_ratio(lv, which, scale)
+            est as f64 * pooled_ratio(root, lv, which, scale)
         }
     };
     let tokens_in = ratio(req.est_input_tokens, RATIO_IN);
     let tokens_out = ratio(req.est_output_tokens, RATIO_OUT);
     let list = step_cost(spec, tokens_in, req.cached_share(), tokens_out);
     let cost_usd = if list > 0.0 {
-        list * pooled_ratio(lv, RATIO_COST, scale)
+        list * pooled_ratio(root, lv, RATIO_COST, scale)
     } else {
         0.0
     };
@@ -90,11 +98,12 @@ pub fn estimate(spec: &ModelSpec, lv: [&Hot; 3], scale: f64, req: &Request) -> E
 /// estimates or list price.
 pub fn typical_cost(
     spec: &ModelSpec,
+    root: &RatioRoot,
     lv: [&Hot; 3],
     scale: f64,
     (est_in, cached_share, est_out): (u64, f64, u64),
 ) -> f64 {
-    let median = |which| pooled_log_ratio(lv, which, scale).0.exp();
+    let median = |which| pooled_log_ratio(root, lv, which, scale).0.exp();
     let tokens_in = est_in as f64 * median(RATIO_IN);
     let tokens_out = est_out as f64 * median(RATIO_OUT);
     step_cost(spec, tokens_in, cached_share, tokens_out) * median(RATIO_COST)
@@ -107,6 +116,7 @@ pub fn typical_cost(
 /// hard task is cheaper there than its first-try price says, one that keeps going dearer.
 pub fn retry_cost(
     spec: &ModelSpec,
+    root: &RatioRoot,
     lv: [&Hot; 3],
     rlv: [&Hot; 3],
     scale: f64,
@@ -120,8 +130,8 @@ pub fn retry_cost(
         req.cached_share(),
         req.est_output_tokens,
     );
-    let (mu, var) = pooled_log_ratio(rlv, RATIO_COST, scale);
-    Some(typical_cost(spec, lv, scale, est) * (mu + var.min(RATIO_VAR_CAP) / 2.0).exp())
+    let (mu, var) = pooled_log_ratio(&RatioRoot::NONE, rlv, RATIO_COST, scale);
+    Some(typical_cost(spec, root, lv, scale, est) * (mu + var.min(RATIO_VAR_CAP) / 2.0).exp())
 }
 
 /// Expected cost per success given a success probability `p` (the mean or a Thompson draw).
@@ -165,7 +175,7 @@ mod tests {
             r.est_input_tokens = i;
             r.est_cached_input_tokens = c;
             r.est_output_tokens = o;
-            let e = estimate(&sp, E3, 1.0, &r);
+            let e = estimate(&sp, &RatioRoot::NONE, E3, 1.0, &r);
             assert!(
                 (e.cost_usd - want).abs() < 1e-9,
                 "{i} {c} {o}: {}",
@@ -180,7 +190,7 @@ mod tests {
         let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
         r.est_input_tokens = 0;
         r.est_output_tokens = 1_000;
-        let e = estimate(&sp, E3, 1.0, &r);
+        let e = estimate(&sp, &RatioRoot::NONE, E3, 1.0, &r);
         assert!((e.latency_ms - 10_500.0).abs() < 1e-9);
         let s = score(&e, 0.5, 1.0);
         assert!((s - (0.015 + 10.5) / 0.5).abs() < 1e-9, "{s}");
@@ -198,8 +208,14 @@ mod tests {
         for est_out in [100, 10_000] {
             let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);
             r.est_output_tokens = est_out;
-            let base = estimate(&sp, E3, 1.0, &r);
-            let e = estimate(&sp, [&Hot::EMPTY, &Hot::EMPTY, &arm], 1.0, &r);
+            let base = estimate(&sp, &RatioRoot::NONE, E3, 1.0, &r);
+            let e = estimate(
+                &sp,
+                &RatioRoot::NONE,
+                [&Hot::EMPTY, &Hot::EMPTY, &arm],
+                1.0,
+                &r,
+            );
             let want = 2.0 * est_out as f64;
             assert!(
                 (e.tokens_out - want).abs() / want < 0.01,

@@ -118,3 +118,53 @@ fn a_new_task_class_and_role_borrow_the_model_level_cost_ratio() {
     // Other models learned nothing.
     assert_eq!(cost(&c, &r, "mid"), cost(&core(), &r, "mid"));
 }
+
+/// A step of `model` that used `share` of its estimate (100k input, 10k output tokens).
+fn used(c: &Core, model: &str, share: f64) {
+    let mut rep = Report::new(model, role(EXECUTOR), "edit", Status::Success, 10.0);
+    rep.est_input_tokens = 100_000;
+    rep.est_output_tokens = 10_000;
+    rep.input_tokens = (100_000.0 * share) as u64;
+    rep.output_tokens = (10_000.0 * share) as u64;
+    c.report(&rep).unwrap();
+}
+
+#[test]
+fn an_untried_model_follows_when_every_tried_model_runs_far_below_its_estimate() {
+    // A harness whose estimates run 20x high: every tried model's steps use a twentieth of them.
+    let c = core();
+    let r = sized(10.0, 100_000, 10_000);
+    let list = cost(&c, &r, "strong");
+    for _ in 0..5 {
+        used(&c, "cheap", 0.05);
+        used(&c, "mid", 0.05);
+    }
+    let got = cost(&c, &r, "strong");
+    // Before, "strong" stayed at its list price for the whole estimate: 20x what the tried
+    // models showed a step of this size to be.
+    assert!(rel(got, list / 20.0) < 0.1, "{got} vs {list}/20");
+    assert!(rel(cost(&c, &r, "mid"), cost(&core(), &r, "mid") / 20.0) < 0.1);
+}
+
+#[test]
+fn tried_models_running_above_their_estimates_leave_an_untried_model_at_list_price() {
+    let c = core();
+    let r = sized(10.0, 100_000, 10_000);
+    for _ in 0..5 {
+        used(&c, "cheap", 3.0);
+        used(&c, "mid", 3.0);
+    }
+    assert_eq!(cost(&c, &r, "strong"), cost(&core(), &r, "strong"));
+    // One far below, one above: the median of the two (below 0) moves it, each model once.
+    let c = core();
+    for _ in 0..5 {
+        used(&c, "cheap", 0.05);
+        used(&c, "mid", 3.0);
+    }
+    let median_of_two = (0.05f64.ln() + 3f64.ln()) / 2.0;
+    let got = cost(&c, &r, "strong");
+    assert!(
+        rel(got, cost(&core(), &r, "strong") * median_of_two.exp()) < 0.05,
+        "{got}"
+    );
+}
