@@ -217,8 +217,8 @@ impl Row {
             self.hot
                 .iter()
                 .map(|h| &h.ratios[which])
-                .filter(|l| l.w > 1e-12)
-                .map(|l| l.wl / l.w),
+                .filter(|l| l.w > 0.0)
+                .map(|l| l.moments().0),
         );
     }
 

@@ -152,11 +152,8 @@ pub fn decide(
         if excluded.is_none() || req.explain {
             let k = spec.key;
             let lv = [model_row.hot(k), role_row.hot(k), class_row.hot(k)];
-            let root = if RatioRoot::needed_for(&lv[0]) {
-                *root_cell.get_or_init(|| RatioRoot::of(table))
-            } else {
-                RatioRoot::NONE
-            };
+            let root =
+                RatioRoot::for_model(&lv[0], || *root_cell.get_or_init(|| RatioRoot::of(table)));
             let mut est = estimate(spec, &root, lv.each_ref(), scale, req);
             if let Some((rho, retry_role, retry_class, h)) = retry {
                 let rlv = [retry_role.hot(k), retry_class.hot(k)];

@@ -9,9 +9,10 @@
 //! is excellent on average from drowning an arm's few but specific outcomes: after about the cap's
 //! worth of own observations an arm's data weighs as much as everything it borrowed.
 //!
-//! Ratios: root is ln r ~ (mean 0, variance 0) worth `RATIO_PRIOR_WEIGHT` observations (a tenth
-//! of one: the list price sets an untried model's cost, one observed step mostly replaces it); each level averages its parent's (mean, variance) of ln r,
-//! weighted by the capped parent strength, with its own weighted moments (leave-one-out like the
+//! Ratios: root is ln r ~ (mean `RatioRoot`'s shift, 0 unless every model's steps run far below
+//! their estimates; variance 0) worth `RATIO_PRIOR_WEIGHT` observations (a tenth of one: an
+//! untried model's cost comes from the root, one observed step mostly replaces it); each level
+//! averages its parent's (mean, variance) of ln r, weighted by the capped parent strength, with its own weighted moments (leave-one-out like the
 //! success counts); the prediction is the log-normal mean exp(μ + σ²/2) with σ² capped at
 //! `RATIO_VAR_CAP`. A continuous ratio is far more informative per observation than a Bernoulli
 //! outcome, hence the smaller `RATIO_POOL_CAP`.
@@ -201,7 +202,7 @@ pub fn pooled_log_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f6
 
 /// Where the ratios' pooling starts, per ratio: ln r = `shift`, worth `RATIO_PRIOR_WEIGHT`
 /// observations. `shift` is 0 (the list price and the step estimate are right) unless the median
-/// over the catalog's models with evidence of their mean ln r (each model counted once) is below
+/// over the models learned (the model level) of their mean ln r (each model counted once) is below
 /// 0, and then that median: when every tried model's steps come out far below their estimates
 /// (a harness whose estimates run 20x high), an untried model is assumed to as well, instead of
 /// looking 20x dearer than every tried one and never being tried (measured: `bench replay
@@ -224,6 +225,17 @@ impl RatioRoot {
     #[inline]
     pub fn needed_for(model: &Hot) -> bool {
         model.ratios.iter().any(|l| l.w <= 0.0)
+    }
+
+    /// The root for a model whose model-level view is `model`: `root()` when it reads one, else
+    /// `NONE` without calling it.
+    #[inline]
+    pub fn for_model(model: &Hot, root: impl FnOnce() -> RatioRoot) -> RatioRoot {
+        if Self::needed_for(model) {
+            root()
+        } else {
+            Self::NONE
+        }
     }
 
     /// From the model level (all roles, all classes): every model learned, each counted once.

@@ -798,11 +798,7 @@ fn step_effort(
     } else {
         r.est_cached_input_tokens.min(r.est_input_tokens) as f64 / r.est_input_tokens as f64
     };
-    let root = if crate::prior::RatioRoot::needed_for(&lv[0]) {
-        crate::prior::RatioRoot::of(table)
-    } else {
-        crate::prior::RatioRoot::NONE
-    };
+    let root = crate::prior::RatioRoot::for_model(&lv[0], || crate::prior::RatioRoot::of(table));
     let typical = typical_cost(
         spec,
         &root,
