@@ -17,6 +17,8 @@ import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
+from modelyard.cli.bench import parse_est_tokens
+from modelyard.cli.commands import CliError
 from modelyard.replay.catalog import Settings
 from modelyard.replay.drift import run_drift
 from modelyard.replay.runner import replay_inprocess
@@ -52,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--more", action="store_true", help="two more sets (130 orders)")
     ap.add_argument("--no-drift", action="store_true")
     args = ap.parse_args(argv)
-    est = tuple(int(x) for x in args.est_tokens.split(",")) if args.est_tokens else None
-    if est is not None and (len(est) != 2 or min(est) < 1):
-        ap.error("--est-tokens: expected two token counts IN,OUT, each >= 1, like 100000,50000")
+    try:
+        est = parse_est_tokens(args.est_tokens)
+    except CliError as exc:
+        ap.error(str(exc))
     sets = [list(s) for s in SETS + (MORE if args.more else [])]
     with ProcessPoolExecutor(2) as ex:
         for k in (1, 3):

@@ -57,7 +57,8 @@ def _ks(text: str) -> list[int]:
     return ks
 
 
-def _est_tokens(text: str | None) -> tuple[int, int] | None:
+def parse_est_tokens(text: str | None) -> tuple[int, int] | None:
+    """`--est-tokens IN,OUT` (None when not given); a CliError that names the flag otherwise."""
     from modelyard.cli.commands import CliError
     if text is None:
         return None
@@ -108,7 +109,7 @@ def replay_cmd(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.table):
         raise CliError(f"{args.table}: no such file")
-    est = _est_tokens(args.est_tokens)
+    est = parse_est_tokens(args.est_tokens)
     if est is not None and args.grpc:
         raise CliError("--est-tokens: in process only; a live server's catalog sets its own default_tokens "
                        "(write it with `modelyard bench catalog` and edit routing.default_tokens)")
