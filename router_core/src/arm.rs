@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 
 use crate::drift::DriftState;
 use crate::intern::Interner;
-use crate::stats::{epoch_start, LatencySums, LogNormalSums, Sums};
+use crate::stats::{epoch_start, LatencySums, RatioSums, Sums};
 
 /// Class id of the pooled (model) and (model, role) levels.
 pub const ALL_CLASSES: u32 = u32::MAX;
@@ -42,12 +42,14 @@ pub struct Arm {
     pub drift: DriftState,
 }
 
-/// A log-ratio as a decision reads it: weight (decays) and the scale-invariant moments of ln r.
+/// A ratio as a decision reads it: weight (decays) and the scale-invariant means of ln r and r.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RatioHot {
     pub w: f64,
+    /// Mean of ln r (the typical ratio is its exp).
+    pub ln_mean: f64,
+    /// Mean of r.
     pub mean: f64,
-    pub var: f64,
 }
 
 /// What a decision reads of one arm. Computed from the row's `HotSums` on every read (a handful
@@ -75,8 +77,8 @@ impl Hot {
         latency_mean: 0.0,
         ratios: [RatioHot {
             w: 0.0,
+            ln_mean: 0.0,
             mean: 0.0,
-            var: 0.0,
         }; 3],
     };
 
@@ -93,7 +95,7 @@ struct HotSums {
     failures: f64,
     latency_w: f64,
     latency_wx: f64,
-    ratios: [LogNormalSums; 3],
+    ratios: [RatioSums; 3],
 }
 
 impl HotSums {
@@ -108,12 +110,12 @@ impl HotSums {
     }
 
     fn view(&self) -> Hot {
-        let r = |l: &LogNormalSums| {
-            let (mean, var) = l.moments();
+        let r = |l: &RatioSums| {
+            let (ln_mean, mean) = l.means();
             RatioHot {
                 w: l.w.max(0.0),
+                ln_mean,
                 mean,
-                var,
             }
         };
         let latency = LatencySums {
@@ -218,7 +220,7 @@ impl Row {
                 .iter()
                 .map(|h| &h.ratios[which])
                 .filter(|l| l.w > 0.0)
-                .map(|l| l.moments().0),
+                .map(|l| l.means().0),
         );
     }
 

@@ -9,15 +9,16 @@
 //! is excellent on average from drowning an arm's few but specific outcomes: after about the cap's
 //! worth of own observations an arm's data weighs as much as everything it borrowed.
 //!
-//! Ratios: root is ln r ~ (mean `RatioRoot`'s shift, 0 unless every model's steps run far below
-//! their estimates; variance 0) worth `RATIO_PRIOR_WEIGHT` observations (a tenth of one: an
-//! untried model's cost comes from the root, one observed step mostly replaces it); each level
-//! averages its parent's (mean, variance) of ln r, weighted by the capped parent strength, with its own weighted moments (leave-one-out like the
-//! success counts); the prediction is the log-normal mean exp(μ + σ²/2) with σ² capped at
-//! `RATIO_VAR_CAP`. A continuous ratio is far more informative per observation than a Bernoulli
-//! outcome, hence the smaller `RATIO_POOL_CAP`.
+//! Ratios: the root is ln r = `RatioRoot`'s shift (0, list price and step estimate right,
+//! unless every model's steps run far below their estimates) worth `RATIO_PRIOR_WEIGHT`
+//! observations (a tenth of one: an untried model's cost comes from the root, one observed step
+//! mostly replaces it); each level averages its parent's mean of ln r and mean of r, weighted by
+//! the capped parent strength, with its own (leave-one-out like the success counts). The
+//! prediction is the pooled mean of r: the mean ratio as observed, not exp(μ + σ²/2) as a
+//! log-normal would have it (`pool`). A continuous ratio is far more informative per observation
+//! than a Bernoulli outcome, hence the smaller `RATIO_POOL_CAP`.
 
-use crate::arm::Hot;
+use crate::arm::{Hot, RatioHot};
 
 /// Strength (in observations) a pooled parent can lend to its child. 16 rather than 8: classes of a
 /// few dozen jobs each explored every model on their own at 8; on the SWE-bench Verified replay
@@ -92,9 +93,6 @@ impl Beta {
 pub const RATIO_PRIOR_WEIGHT: f64 = 0.1;
 /// Strength (in observations) a pooled parent can lend to its child's ratio estimate.
 pub const RATIO_POOL_CAP: f64 = 4.0;
-/// Cap on the variance of ln r used in exp(μ + σ²/2), so a noisy arm cannot inflate its mean
-/// without bound (σ = 2 multiplies the median by e² at most).
-pub const RATIO_VAR_CAP: f64 = 4.0;
 
 /// The catalog's operator prior for a model.
 pub fn catalog_prior(prior_success: f64, prior_strength: f64) -> Beta {
@@ -158,32 +156,47 @@ pub fn retry_posterior(normal: Beta, rho: f64, lv: [&Hot; 2], scale: f64) -> Bet
         .update(lv[1], scale)
 }
 
-/// E[r] for ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`.
+/// E[r], the mean ratio `which` of an arm given its pooled parents `[model, (model, role), arm]`
+/// (see `pool`); the root's exp(shift) without evidence.
 #[inline]
 pub fn pooled_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
-    let (mu, var) = pooled_log_ratio(root, lv, which, scale);
-    (mu + var.min(RATIO_VAR_CAP) / 2.0).exp()
+    pool(root, lv, which, scale).1
 }
 
-/// Pooled (mean, variance) of ln r for ratio `which`; the root's (shift, 0) without evidence.
-/// exp(mean) is the typical (median) ratio, which `effort` compares an observed step against.
+/// Pooled mean of ln r for ratio `which`; the root's shift without evidence. Its exp is the
+/// typical (median) ratio, which `effort` compares an observed step against.
 #[inline]
-pub fn pooled_log_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
+pub fn pooled_log_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> f64 {
+    pool(root, lv, which, scale).0
+}
+
+/// (mean of ln r, mean of r) of ratio `which`, pooled down `[model, (model, role), arm]`: each
+/// level averages its parent's with its own, weighted by the capped parent strength,
+/// leave-one-out. The mean of ln r starts from the root's shift (applied only when the model
+/// level, which holds all of the model's own evidence, has none) worth `RATIO_PRIOR_WEIGHT`. The
+/// mean of r starts, with the same weight, from exp(the pooled mean of ln r): a step counts as
+/// typical, without a tail, until steps show one. Starting it from the root's r instead would
+/// pull it toward the list price additively, by ~40 % after five steps at a twentieth of their
+/// estimates; so it stays relative, as in log space. The mean of r is linear in where it starts
+/// (a·start + b), so one pass computes both.
+#[inline]
+fn pool(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f64) -> (f64, f64) {
     let levels = [
         &lv[0].ratios[which],
         &lv[1].ratios[which],
         &lv[2].ratios[which],
     ];
-    // The model level holds all of the model's own evidence: with none, the root stands in.
     let shift = if levels[0].w <= 0.0 {
         root.shift[which]
     } else {
         0.0
     };
     if levels.iter().all(|l| l.w <= 0.0) {
-        return (shift, 0.0);
+        return (shift, shift.exp());
     }
-    let (mut strength, mut mu, mut var) = (RATIO_PRIOR_WEIGHT, shift, 0.0);
+    let (mut strength, mut ln_mean) = (RATIO_PRIOR_WEIGHT, shift);
+    // mean of r = a · start + b
+    let (mut a, mut b) = (1.0, 0.0);
     for (i, level) in levels.iter().enumerate() {
         // Leave-one-out: a parent lends only what its child did not see.
         let level = if i < 2 {
@@ -193,11 +206,12 @@ pub fn pooled_log_ratio(root: &RatioRoot, lv: [&Hot; 3], which: usize, scale: f6
         };
         let w = level.w * scale;
         let n = strength + w;
-        mu = (strength * mu + w * level.mean) / n;
-        var = (strength * var + w * level.var) / n;
+        ln_mean = (strength * ln_mean + w * level.ln_mean) / n;
+        a = strength * a / n;
+        b = (strength * b + w * level.mean) / n;
         strength = n.min(RATIO_POOL_CAP);
     }
-    (mu, var)
+    (ln_mean, a * ln_mean.exp() + b)
 }
 
 /// Where the ratios' pooling starts, per ratio: ln r = `shift`, worth `RATIO_PRIOR_WEIGHT`
@@ -266,20 +280,17 @@ fn median(xs: &mut [f64]) -> Option<f64> {
     })
 }
 
-/// The moments of what `parent` saw beyond `child` (leave-one-out pooling of a ratio).
-fn minus(parent: &crate::arm::RatioHot, child: &crate::arm::RatioHot) -> crate::arm::RatioHot {
+/// The means of what `parent` saw beyond `child` (leave-one-out pooling of a ratio).
+fn minus(parent: &RatioHot, child: &RatioHot) -> RatioHot {
     let w = parent.w - child.w;
     if w <= 1e-9 * parent.w.max(1.0) {
-        return crate::arm::RatioHot::default();
+        return RatioHot::default();
     }
-    let mean = (parent.w * parent.mean - child.w * child.mean) / w;
-    let m2 = (parent.w * (parent.var + parent.mean * parent.mean)
-        - child.w * (child.var + child.mean * child.mean))
-        / w;
-    crate::arm::RatioHot {
+    RatioHot {
         w,
-        mean,
-        var: (m2 - mean * mean).max(0.0),
+        ln_mean: (parent.w * parent.ln_mean - child.w * child.ln_mean) / w,
+        // A mean of positive ratios; rounding of nearly equal sums must not make it negative.
+        mean: ((parent.w * parent.mean - child.w * child.mean) / w).max(0.0),
     }
 }
 
@@ -360,8 +371,11 @@ mod tests {
         assert!((p - lent).abs() < 1e-12, "{p} {lent}");
         // Ratios the same way: the arm's own observations at every level count once.
         let r = ratio(3.0, 2.0);
-        let got = pooled_log_ratio(&RatioRoot::NONE, [&r, &r, &r], RATIO_COST, 1.0).0;
+        let got = pooled_log_ratio(&RatioRoot::NONE, [&r, &r, &r], RATIO_COST, 1.0);
         let want = 3.0 * 2f64.ln() / (3.0 + RATIO_PRIOR_WEIGHT);
+        assert!((got - want).abs() < 1e-12, "{got} {want}");
+        let got = pooled_ratio(&RatioRoot::NONE, [&r, &r, &r], RATIO_COST, 1.0);
+        let want = (RATIO_PRIOR_WEIGHT * want.exp() + 3.0 * 2.0) / (3.0 + RATIO_PRIOR_WEIGHT);
         assert!((got - want).abs() < 1e-12, "{got} {want}");
     }
 
@@ -376,12 +390,18 @@ mod tests {
         );
     }
 
+    fn tailed(w: f64, ln_mean: f64, mean: f64) -> Hot {
+        let mut h = Hot::EMPTY;
+        h.ratios[RATIO_COST] = RatioHot { w, ln_mean, mean };
+        h
+    }
+
     fn ratio(w: f64, r: f64) -> Hot {
         let mut h = Hot::EMPTY;
         h.ratios[RATIO_COST] = RatioHot {
             w,
-            mean: r.ln(),
-            var: 0.0,
+            ln_mean: r.ln(),
+            mean: r,
         };
         h
     }
@@ -392,19 +412,38 @@ mod tests {
         let cases = [
             ("no evidence", e, e, e, (1.0, 1.0)),
             (
-                // ln 3 · 1 / (1 + 0.1) = e^0.999: shrunk a little toward the list price, no more
+                // Typical e^(ln 3 / 1.1) = e^0.999, mean (0.1 · e^0.999 + 3) / 1.1: shrunk a
+                // little toward the list price, no more
                 "one observation mostly replaces the list price",
                 e,
                 e,
                 ratio(1.0, 3.0),
-                (2.6, 2.8),
+                (2.9, 3.0),
             ),
             (
+                // (0.1 · e^(ln 3 / 2) + 0.1 · 3) / 0.2
                 "a fraction of an observation is shrunk",
                 e,
                 e,
                 ratio(0.1, 3.0),
-                (1.6, 1.8),
+                (2.3, 2.4),
+            ),
+            (
+                // Ratios 2 and 8: typical 4, mean 5. Pooled with the root's tenth of an
+                // observation, at the pooled typical ratio: (0.1 · e^(2 ln 4 / 2.1) + 2 · 5) / 2.1.
+                "the mean, not the typical ratio: a tail counts",
+                e,
+                e,
+                tailed(2.0, 4f64.ln(), 5.0),
+                (4.93, 4.95),
+            ),
+            (
+                // (0.1 · e^(ln 4 / 2) + 0.1 · 5) / 0.2
+                "a fraction of an observation with a tail is shrunk",
+                e,
+                e,
+                tailed(0.1, 4f64.ln(), 5.0),
+                (3.49, 3.51),
             ),
             (
                 "much arm evidence wins",
@@ -415,11 +454,12 @@ mod tests {
             ),
             ("model level lends", ratio(50.0, 3.0), e, e, (2.8, 3.0)),
             (
+                // (4 · ~3 + 50 · 0.5) / 54: the parent lends at most RATIO_POOL_CAP observations
                 "arm beats parent",
                 ratio(50.0, 3.0),
                 e,
                 ratio(50.0, 0.5),
-                (0.5, 0.6),
+                (0.68, 0.69),
             ),
         ];
         for (name, m, r, a, (lo, hi)) in cases {

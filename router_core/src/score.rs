@@ -10,9 +10,7 @@
 
 use crate::arm::{Hot, RATIO_COST, RATIO_IN, RATIO_OUT};
 use crate::catalog::ModelSpec;
-use crate::prior::{
-    pooled_log_ratio, pooled_ratio, success_posterior, Beta, RatioRoot, RATIO_VAR_CAP,
-};
+use crate::prior::{pooled_log_ratio, pooled_ratio, success_posterior, Beta, RatioRoot};
 use crate::request::Request;
 
 /// Pseudo-observations the catalog's latency estimate is worth against observed latencies.
@@ -103,7 +101,7 @@ pub fn typical_cost(
     scale: f64,
     (est_in, cached_share, est_out): (u64, f64, u64),
 ) -> f64 {
-    let median = |which| pooled_log_ratio(root, lv, which, scale).0.exp();
+    let median = |which| pooled_log_ratio(root, lv, which, scale).exp();
     let tokens_in = est_in as f64 * median(RATIO_IN);
     let tokens_out = est_out as f64 * median(RATIO_OUT);
     step_cost(spec, tokens_in, cached_share, tokens_out) * median(RATIO_COST)
@@ -130,8 +128,10 @@ pub fn retry_cost(
         req.cached_share(),
         req.est_output_tokens,
     );
-    let (mu, var) = pooled_log_ratio(&RatioRoot::NONE, rlv, RATIO_COST, scale);
-    Some(typical_cost(spec, root, lv, scale, est) * (mu + var.min(RATIO_VAR_CAP) / 2.0).exp())
+    Some(
+        typical_cost(spec, root, lv, scale, est)
+            * pooled_ratio(&RatioRoot::NONE, rlv, RATIO_COST, scale),
+    )
 }
 
 /// Expected cost per success given a success probability `p` (the mean or a Thompson draw).
@@ -202,8 +202,8 @@ mod tests {
         let mut arm = Hot::EMPTY;
         arm.ratios[RATIO_OUT] = crate::arm::RatioHot {
             w: 1_000.0,
-            mean: 2f64.ln(),
-            var: 0.0,
+            ln_mean: 2f64.ln(),
+            mean: 2.0,
         };
         for est_out in [100, 10_000] {
             let mut r = Request::new(Role::from_number(2).unwrap(), "t", 0.0);

@@ -18,6 +18,12 @@
 //! the exact size, without an intermediate copy of the arms.
 //! v1-v4 bodies restore with each histogram bucket's weight counted at its geometric midpoint.
 //!
+//! Version 6 keeps v5's layout; each ratio's third sum is Σw·r instead of Σw·ln² r (the mean
+//! ratio, which expected costs now use, instead of a log-normal variance). v5 bodies, snapshots
+//! and deltas alike, still restore and merge: their third sum becomes what those builds predicted,
+//! Σw·exp(μ + min(σ², 4) / 2) (`RatioSums::from_log_moments`), converted arm by arm as read.
+//! v1-v4 bodies convert the same way.
+//!
 //! A delta (`DELTA_MAGIC`, same version and body) holds one replica's changes since its last
 //! delta, as differences that may be negative; merging one clamps what would fall below zero.
 //!
@@ -36,16 +42,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::arm::{ArmKey, ArmTable, Row, ALL_CLASSES, EFFORT_HIGH, EFFORT_LOW, RETRY};
 use crate::error::{CoreError, Result};
-use crate::stats::{LatencyHistV4, LogNormalSums, Sums};
+use crate::stats::{LatencyHistV4, RatioSums, Sums};
 
 const MAGIC: &[u8; 8] = b"MYRCORE\0";
-/// A delta: the v5 body of a table of differences (one replica's changes since its last delta,
+/// A delta: the body of a table of differences (one replica's changes since its last delta,
 /// see `ArmTable::journal`); its sums may be negative (a drift forgot evidence).
 const DELTA_MAGIC: &[u8; 8] = b"MYRDELTA";
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
+/// The previous version with the same layout (its ratios converted as read).
+const V5: u32 = 5;
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
-/// Class index of the pooled levels in a v5 body.
+/// Class index of the pooled levels in a v5 or v6 body.
 const POOLED: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -77,15 +85,37 @@ struct SnapArmV4<S> {
     sums: S,
 }
 
+/// A ratio as versions 2-5 kept it: Σw, Σw·ln r, Σw·ln² r.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct LogMomentsV5 {
+    w: f64,
+    wl: f64,
+    wl2: f64,
+}
+
+impl From<LogMomentsV5> for RatioSums {
+    fn from(v: LogMomentsV5) -> Self {
+        RatioSums::from_log_moments(v.w, v.wl, v.wl2)
+    }
+}
+
+/// A v5 arm read with v6's layout holds Σw·ln² r where v6 has Σw·r: converts it in place.
+fn upgrade_v5(s: &mut Sums) {
+    for r in [&mut s.ratio_in, &mut s.ratio_out, &mut s.cost_ratio] {
+        *r = RatioSums::from_log_moments(r.w, r.wl, r.wr);
+    }
+}
+
 /// Version 2-4 sums (latency as a histogram).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[cfg_attr(test, derive(Serialize))]
 struct SumsV4 {
     successes: f64,
     failures: f64,
-    ratio_in: LogNormalSums,
-    ratio_out: LogNormalSums,
-    cost_ratio: LogNormalSums,
+    ratio_in: LogMomentsV5,
+    ratio_out: LogMomentsV5,
+    cost_ratio: LogMomentsV5,
     tokens_w: f64,
     input_plain: f64,
     cached_plain: f64,
@@ -100,9 +130,9 @@ impl From<SumsV4> for Sums {
         Self {
             successes: v.successes,
             failures: v.failures,
-            ratio_in: v.ratio_in,
-            ratio_out: v.ratio_out,
-            cost_ratio: v.cost_ratio,
+            ratio_in: v.ratio_in.into(),
+            ratio_out: v.ratio_out.into(),
+            cost_ratio: v.cost_ratio.into(),
             tokens_w: v.tokens_w,
             input_plain: v.input_plain,
             cached_plain: v.cached_plain,
@@ -142,7 +172,7 @@ impl From<SumsV1> for Sums {
     }
 }
 
-/// What `encode` writes, the v5 body: half_life_s, t0, last_now, the sorted model and class
+/// What `encode` writes, the v6 body (v5's layout): half_life_s, t0, last_now, the sorted model and class
 /// names, then the arms sorted by (role, class name, model name), pooled levels first, so equal
 /// states give equal bytes. Names are borrowed and each arm is read from the table as it is
 /// written.
@@ -455,7 +485,7 @@ fn write_body(
         .map_err(|e| CoreError::field("snapshot", e))
 }
 
-/// A checked snapshot, ready to merge. A v5 body is checked arm by arm as it is read and read
+/// A checked snapshot, ready to merge. A v5 or v6 body is checked arm by arm as it is read and read
 /// again by `merge_into`, so a large snapshot never exists as a second copy of its arms.
 pub struct Decoded<'a> {
     header: Header,
@@ -467,15 +497,15 @@ pub struct Decoded<'a> {
 }
 
 enum Arms<'a> {
-    /// The v5 body's bytes.
-    Stream(&'a [u8]),
-    /// A file holding a v5 snapshot (`decode_file`), read again by the merge.
-    File(PathBuf),
+    /// The v5 or v6 body's bytes, and the version.
+    Stream(&'a [u8], u32),
+    /// A file holding a v5 or v6 snapshot (`decode_file`), read again by the merge.
+    File(PathBuf, u32),
     /// A v1-v4 body, converted.
     Converted(Vec<SnapArm>),
 }
 
-/// Everything of a v5 body but its arms.
+/// Everything of a v5 or v6 body but its arms.
 #[derive(Debug, Clone, PartialEq)]
 struct Header {
     half_life_s: f64,
@@ -487,10 +517,13 @@ struct Header {
 
 type EachArm<'f> = &'f mut dyn FnMut(usize, &SnapArm, &Header) -> Result<()>;
 
-/// Reads a v5 body, handing each arm to `each` as it is read. Serde's side of it: the body is
-/// a 6-field tuple (bincode writes structs as tuples), its last field a sequence of arms.
+/// Reads a v5 or v6 body, handing each arm to `each` as it is read (a v5 arm converted first).
+/// Serde's side of it: the body is a 6-field tuple (bincode writes structs as tuples), its last
+/// field a sequence of arms.
 struct BodySeed<'f> {
     each: EachArm<'f>,
+    /// A v5 body: each arm's ratios are converted (`upgrade_v5`).
+    v5: bool,
     /// The error `each` returned (serde's own error type cannot carry it).
     stopped: Option<CoreError>,
 }
@@ -509,7 +542,7 @@ impl<'de> serde::de::Visitor<'de> for &mut BodySeed<'_> {
     type Value = Header;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a version 5 snapshot body")
+        f.write_str("a version 5 or 6 snapshot body")
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(
@@ -558,7 +591,10 @@ impl<'de> serde::de::Visitor<'de> for ArmsSeed<'_, '_> {
         mut seq: A,
     ) -> std::result::Result<(), A::Error> {
         let mut i = 0;
-        while let Some(arm) = seq.next_element::<SnapArm>()? {
+        while let Some(mut arm) = seq.next_element::<SnapArm>()? {
+            if self.body.v5 {
+                upgrade_v5(&mut arm.sums);
+            }
             if let Err(e) = (self.body.each)(i, &arm, self.header) {
                 self.body.stopped = Some(e);
                 return Err(serde::de::Error::custom("stopped"));
@@ -580,23 +616,27 @@ fn corrupt(e: bincode::Error) -> CoreError {
     CoreError::field("snapshot", format!("corrupt body: {e}"))
 }
 
-/// Reads a v5 body, calling `each` on every arm in order.
-fn read_v5(body: &[u8], each: EachArm<'_>) -> Result<Header> {
-    with_seed(each, |seed| options().deserialize_seed(seed, body))
+/// Reads a v5 or v6 (`version`) body, calling `each` on every arm in order.
+fn read_body(body: &[u8], version: u32, each: EachArm<'_>) -> Result<Header> {
+    with_seed(each, version, |seed| options().deserialize_seed(seed, body))
 }
 
-/// `read_v5` from a reader (a file, read through a buffer rather than whole).
-fn read_v5_from(body: impl Read, each: EachArm<'_>) -> Result<Header> {
-    with_seed(each, |seed| options().deserialize_from_seed(seed, body))
+/// `read_body` from a reader (a file, read through a buffer rather than whole).
+fn read_body_from(body: impl Read, version: u32, each: EachArm<'_>) -> Result<Header> {
+    with_seed(each, version, |seed| {
+        options().deserialize_from_seed(seed, body)
+    })
 }
 
 /// Runs `read` with a body seed handing arms to `each`; `each`'s own error wins over bincode's.
 fn with_seed<'f>(
     each: EachArm<'f>,
+    version: u32,
     read: impl FnOnce(&mut BodySeed<'f>) -> bincode::Result<Header>,
 ) -> Result<Header> {
     let mut seed = BodySeed {
         each,
+        v5: version == V5,
         stopped: None,
     };
     let out = read(&mut seed);
@@ -606,7 +646,7 @@ fn with_seed<'f>(
     }
 }
 
-/// A v1-v4 body with names turned into the v5 tables.
+/// A v1-v4 body with names turned into name tables.
 fn from_v4<S: Into<Sums>>(v: BodyV4<S>) -> (Header, Vec<SnapArm>) {
     let (mut models, mut classes) = (Vec::new(), Vec::new());
     let (mut model_ix, mut class_ix) = (HashMap::new(), HashMap::new());
@@ -708,17 +748,17 @@ fn version_of(head: &[u8]) -> u32 {
 
 fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     let version = version_of(data);
-    if delta && version != VERSION {
+    if delta && version != VERSION && version != V5 {
         return Err(CoreError::field(
             "delta.version",
-            format!("unsupported version {version}, expected {VERSION}"),
+            format!("unsupported version {version}, expected {VERSION} (or {V5})"),
         ));
     }
     let body = &data[12..];
     let (header, arms, per_row) = match version {
-        VERSION => {
-            let (header, per_row) = check_v5(delta, |each| read_v5(body, each))?;
-            (header, Arms::Stream(body), per_row)
+        VERSION | V5 => {
+            let (header, per_row) = check_streamed(delta, |each| read_body(body, version, each))?;
+            (header, Arms::Stream(body, version), per_row)
         }
         // v3 and v4 have v2's layout; v3 adds retry arms (role | RETRY) and the hardness arms,
         // v4 the effort-bucketed retry arms.
@@ -733,7 +773,7 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
         _ => {
             return Err(CoreError::field(
                 "snapshot.version",
-                format!("unsupported version {version}, expected {VERSION} (or 4, 3, 2, 1)"),
+                format!("unsupported version {version}, expected {VERSION} (or 5, 4, 3, 2, 1)"),
             ))
         }
     };
@@ -743,8 +783,8 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
 /// Arms per (role, class index) of a body.
 type PerRow = HashMap<(u8, u32), usize>;
 
-/// Reads a v5 body through `read`, checking every arm and counting arms per row.
-fn check_v5(
+/// Reads a v5 or v6 body through `read`, checking every arm and counting arms per row.
+fn check_streamed(
     delta: bool,
     read: impl FnOnce(EachArm<'_>) -> Result<Header>,
 ) -> Result<(Header, PerRow)> {
@@ -789,7 +829,7 @@ fn read_error(path: &Path, e: &std::io::Error) -> CoreError {
 }
 
 /// A snapshot in a file (written by `encode_to`), checked like `decode` but read through a
-/// buffer: a v5 body is read twice (checked, then merged) and never held whole in memory.
+/// buffer: a v5 or v6 body is read twice (checked, then merged) and never held whole in memory.
 pub fn decode_file(path: &Path) -> Result<Decoded<'static>> {
     let mut f = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
     let mut head = [0u8; 12];
@@ -802,13 +842,14 @@ pub fn decode_file(path: &Path) -> Result<Decoded<'static>> {
             ),
         ));
     }
-    if version_of(&head) != VERSION || &head[..8] != MAGIC {
-        // A delta, a bad magic or an older version: small or refused; checked as bytes.
+    let version = version_of(&head);
+    if version != VERSION && version != V5 || &head[..8] != MAGIC {
+        // A delta, a bad magic or a version before 5: small or refused; checked as bytes.
         let mut data = head.to_vec();
         f.read_to_end(&mut data).map_err(|e| read_error(path, &e))?;
         let d = decode(&data)?;
         let Arms::Converted(arms) = d.arms else {
-            unreachable!("only a v5 body streams, and it was read from the file");
+            unreachable!("only v5 and v6 bodies stream, and this one was read from the file");
         };
         return Ok(Decoded {
             header: d.header,
@@ -818,8 +859,14 @@ pub fn decode_file(path: &Path) -> Result<Decoded<'static>> {
         });
     }
     let body = std::io::BufReader::with_capacity(1 << 16, f);
-    let (header, per_row) = check_v5(false, |each| read_v5_from(body, each))?;
-    finish(VERSION, header, Arms::File(path.to_owned()), per_row, false)
+    let (header, per_row) = check_streamed(false, |each| read_body_from(body, version, each))?;
+    finish(
+        version,
+        header,
+        Arms::File(path.to_owned(), version),
+        per_row,
+        false,
+    )
 }
 
 impl Decoded<'_> {
@@ -878,20 +925,20 @@ impl Decoded<'_> {
         };
         match &self.arms {
             Arms::Converted(arms) => arms.iter().for_each(add),
-            Arms::Stream(body) => {
+            Arms::Stream(body, version) => {
                 // Checked by `decode`: the second read cannot fail.
-                let read = read_v5(body, &mut |_, a, _| {
+                let read = read_body(body, *version, &mut |_, a, _| {
                     add(a);
                     Ok(())
                 });
                 debug_assert!(read.is_ok());
             }
-            Arms::File(path) => {
+            Arms::File(path, version) => {
                 let mut f = std::fs::File::open(path).map_err(|e| read_error(path, &e))?;
                 let mut head = [0u8; 12];
                 f.read_exact(&mut head).map_err(|e| read_error(path, &e))?;
                 let body = std::io::BufReader::with_capacity(1 << 16, f);
-                read_v5_from(body, &mut |_, a, _| {
+                read_body_from(body, *version, &mut |_, a, _| {
                     add(a);
                     Ok(())
                 })?;
@@ -920,9 +967,9 @@ mod tests {
                     sums: SumsV4 {
                         successes: s.successes,
                         failures: s.failures,
-                        ratio_in: s.ratio_in,
-                        ratio_out: s.ratio_out,
-                        cost_ratio: s.cost_ratio,
+                        ratio_in: v5_moments(s.ratio_in),
+                        ratio_out: v5_moments(s.ratio_out),
+                        cost_ratio: v5_moments(s.cost_ratio),
                         tokens_w: s.tokens_w,
                         input_plain: s.input_plain,
                         cached_plain: s.cached_plain,
@@ -948,6 +995,15 @@ mod tests {
         out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&bincode::serialize(&body).unwrap());
         out
+    }
+
+    /// A ratio as v2-v5 held it, for sums whose every ratio was the same (σ² = 0).
+    fn v5_moments(r: RatioSums) -> LogMomentsV5 {
+        LogMomentsV5 {
+            w: r.w,
+            wl: r.wl,
+            wl2: if r.w > 0.0 { r.wl * r.wl / r.w } else { 0.0 },
+        }
     }
 
     /// One arm of model "m", class "c" per role; the pooled level of the first role too.
@@ -1001,9 +1057,16 @@ mod tests {
                 let got = back.get(key).unwrap().sums;
                 let want = Sums {
                     latency: got.latency,
+                    ratio_in: got.ratio_in,
                     ..a.sums
                 };
                 assert_eq!(got, want, "v{version} {k:?}");
+                // The ratio came back through exp(ln 2): its mean to rounding.
+                let (r, w) = (got.ratio_in, a.sums.ratio_in);
+                assert!(
+                    r.w == w.w && r.wl == w.wl && (r.wr - w.wr).abs() < 1e-12,
+                    "{r:?}"
+                );
                 assert_eq!((got.latency.w, got.latency.wx), (1.0, 80.0));
                 let p90 = got.latency.p90().unwrap();
                 assert!(
@@ -1017,6 +1080,79 @@ mod tests {
                 .to_string();
             assert!(e.contains("arms[") && e.contains("role"), "v{version}: {e}");
         }
+    }
+
+    /// `t` encoded by `enc` with the version bytes set to 5: v5's layout, so the ratios' third
+    /// sums are read as v5's Σw·ln² r.
+    fn as_v5(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes[8..12].copy_from_slice(&V5.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn version_5_snapshots_deltas_and_files_convert_their_ratios_as_read() {
+        // One arm whose cost ratio saw 2 and 8, as a v5 build stored it: Σw 2, Σw·ln r, Σw·ln² r.
+        let (l2, l8) = (2f64.ln(), 8f64.ln());
+        let mut t = table_with(&[2]);
+        let key = ArmKey {
+            model: t.models.get("m").unwrap(),
+            role: 2,
+            class: t.classes.get("c").unwrap(),
+        };
+        t.with_arm(key, |a| {
+            // table_with's one ratio of 2, in v5's form too.
+            a.sums.ratio_in.wr = l2 * l2;
+            a.sums.cost_ratio = RatioSums {
+                w: 2.0,
+                wl: l2 + l8,
+                wr: l2 * l2 + l8 * l8,
+            };
+        });
+        // What a v5 build predicted for it: 2 · exp(μ + σ²/2), μ = ln 4, σ² = ln² 2.
+        let want = 2.0 * 4.0 * (l2 * l2 / 2.0).exp();
+        let check = |back: &ArmTable, what: &str| {
+            let key = ArmKey {
+                model: back.models.get("m").unwrap(),
+                role: 2,
+                class: back.classes.get("c").unwrap(),
+            };
+            let r = back.get(key).unwrap().sums.cost_ratio;
+            assert!((r.wr - want).abs() < 1e-9 && r.w == 2.0, "{what}: {r:?}");
+            // The other ratio (one observation of 2) converts exactly.
+            let r = back.get(key).unwrap().sums.ratio_in;
+            assert!((r.wr - 2.0).abs() < 1e-12, "{what}: {r:?}");
+        };
+        let snap = as_v5(encode(&t, 3600.0, 10.0).unwrap());
+        let mut back = ArmTable::default();
+        decode(&snap).unwrap().merge_into(&mut back, 0.0).unwrap();
+        check(&back, "snapshot");
+        let delta = as_v5(encode_delta(&t, 3600.0, 10.0).unwrap());
+        let mut back = ArmTable::default();
+        decode_delta(&delta)
+            .unwrap()
+            .merge_into(&mut back, 0.0)
+            .unwrap();
+        check(&back, "delta");
+        let dir = std::env::temp_dir().join(format!("myr-v5-{}", std::process::id()));
+        std::fs::write(&dir, &snap).unwrap();
+        let mut back = ArmTable::default();
+        let merged = decode_file(&dir).and_then(|d| d.merge_into(&mut back, 0.0));
+        std::fs::remove_file(&dir).unwrap();
+        merged.unwrap();
+        check(&back, "file");
+        // Version 6 bytes of the same table keep Σw·r as it is.
+        let mut back = ArmTable::default();
+        decode(&encode(&t, 3600.0, 10.0).unwrap())
+            .unwrap()
+            .merge_into(&mut back, 0.0)
+            .unwrap();
+        let r = back
+            .get(ArmKey {
+                model: back.models.get("m").unwrap(),
+                ..key
+            })
+            .unwrap();
+        assert_eq!(r.sums.cost_ratio.wr, l2 * l2 + l8 * l8);
     }
 
     #[test]

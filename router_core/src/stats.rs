@@ -3,50 +3,73 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Log-normal sufficient statistics of a ratio r: Σw, Σw·ln r, Σw·ln² r.
+/// Sufficient statistics of a ratio r = actual / expected: Σw, Σw·ln r and Σw·r. The mean of
+/// ln r gives the typical (median) ratio, which a step's effort is measured against; Σw·r / Σw
+/// the mean ratio, which expected costs use. The mean is kept as such rather than derived from
+/// log-normal moments as exp(μ + σ²/2) (snapshot versions ≤ 5 kept Σw·ln² r for that): agentic
+/// step costs have a heavier right tail than a log-normal, and the log-normal mean put a model
+/// that now and then runs very long 10-20 % below what it bills on average, enough to prefer it
+/// (bench/README "Eleventh session").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LogNormalSums {
+pub struct RatioSums {
     pub w: f64,
     pub wl: f64,
-    pub wl2: f64,
+    pub wr: f64,
 }
 
 /// Ratios are clamped to [1/RATIO_CLAMP, RATIO_CLAMP] so one absurd report cannot dominate.
 pub const RATIO_CLAMP: f64 = 1_000.0;
 
-impl LogNormalSums {
+/// Variance cap of ln r in the log-normal mean that snapshot versions ≤ 5 implied (their
+/// builds predicted exp(μ + min(σ², 4) / 2)); used only to convert them.
+const LEGACY_VAR_CAP: f64 = 4.0;
+
+impl RatioSums {
     /// Adds one observed ratio `actual / expected`; a non-positive side means "not reported".
     pub fn add_ratio(&mut self, w: f64, actual: f64, expected: f64) {
         if !(actual > 0.0 && expected > 0.0 && actual.is_finite() && expected.is_finite()) {
             return;
         }
-        let l = (actual / expected)
-            .clamp(1.0 / RATIO_CLAMP, RATIO_CLAMP)
-            .ln();
+        let r = (actual / expected).clamp(1.0 / RATIO_CLAMP, RATIO_CLAMP);
         self.w += w;
-        self.wl += w * l;
-        self.wl2 += w * l * l;
+        self.wl += w * r.ln();
+        self.wr += w * r;
     }
 
-    /// (mean, variance) of ln r; scale-invariant, so decayed sums give the same moments.
-    pub fn moments(&self) -> (f64, f64) {
+    /// (mean of ln r, mean of r); scale-invariant, so decayed sums give the same means.
+    pub fn means(&self) -> (f64, f64) {
         if self.w <= 1e-12 {
             return (0.0, 0.0);
         }
-        let m = self.wl / self.w;
-        (m, (self.wl2 / self.w - m * m).max(0.0))
+        (self.wl / self.w, self.wr / self.w)
+    }
+
+    /// The sums a snapshot of version ≤ 5 held as (Σw, Σw·ln r, Σw·ln² r): Σw·r is what those
+    /// builds predicted, w·exp(μ + min(σ², 4) / 2), exact when every ratio was the same. Also
+    /// for differences (a delta): their moments are those of the arm's changes.
+    pub fn from_log_moments(w: f64, wl: f64, wl2: f64) -> Self {
+        if w.abs() <= 1e-12 {
+            return Self::default();
+        }
+        let m = wl / w;
+        let var = (wl2 / w - m * m).clamp(0.0, LEGACY_VAR_CAP);
+        Self {
+            w,
+            wl,
+            wr: w * (m + var / 2.0).exp(),
+        }
     }
 
     fn scale(&mut self, f: f64) {
         self.w *= f;
         self.wl *= f;
-        self.wl2 *= f;
+        self.wr *= f;
     }
 
     fn merge(&mut self, o: &Self) {
         self.w += o.w;
         self.wl += o.wl;
-        self.wl2 += o.wl2;
+        self.wr += o.wr;
     }
 }
 
@@ -141,9 +164,9 @@ impl From<LatencyHistV4> for LatencySums {
 pub struct Sums {
     pub successes: f64,
     pub failures: f64,
-    pub ratio_in: LogNormalSums,
-    pub ratio_out: LogNormalSums,
-    pub cost_ratio: LogNormalSums,
+    pub ratio_in: RatioSums,
+    pub ratio_out: RatioSums,
+    pub cost_ratio: RatioSums,
     /// Σw of reports that carried token counts, and the plain Σw·tokens (input, cached input,
     /// output) for the leaderboard's mean cost.
     pub tokens_w: f64,
@@ -230,8 +253,8 @@ impl Sums {
             &mut self.ratio_out,
             &mut self.cost_ratio,
         ] {
-            if r.w <= 0.0 || r.wl2 < 0.0 {
-                *r = LogNormalSums::default();
+            if r.w <= 0.0 || r.wr < 0.0 {
+                *r = RatioSums::default();
             }
         }
         let l = &mut self.latency;
@@ -248,13 +271,13 @@ impl Sums {
             self.failures,
             i.w,
             i.wl,
-            i.wl2,
+            i.wr,
             o.w,
             o.wl,
-            o.wl2,
+            o.wr,
             c.w,
             c.wl,
-            c.wl2,
+            c.wr,
             self.tokens_w,
             self.input_plain,
             self.cached_plain,
@@ -331,17 +354,39 @@ mod tests {
     }
 
     #[test]
-    fn ratios_are_log_moments_and_skip_unreported_sides() {
-        let mut s = LogNormalSums::default();
+    fn ratios_keep_log_and_plain_means_and_skip_unreported_sides() {
+        let mut s = RatioSums::default();
         s.add_ratio(1.0, 0.0, 100.0);
         s.add_ratio(1.0, 100.0, 0.0);
-        assert_eq!(s, LogNormalSums::default());
+        assert_eq!(s, RatioSums::default());
         s.add_ratio(1.0, 200.0, 100.0);
         s.add_ratio(1.0, 800.0, 100.0);
-        let (m, v) = s.moments();
-        assert!((m - 4f64.ln()).abs() < 1e-12 && (v - 2f64.ln().powi(2)).abs() < 1e-12);
+        // ln-mean: the median of a log-symmetric pair (4); mean: what the two billed on average (5).
+        let (m, r) = s.means();
+        assert!((m - 4f64.ln()).abs() < 1e-12 && (r - 5.0).abs() < 1e-12);
         s.scale(0.25);
-        assert!((s.moments().0 - m).abs() < 1e-12);
+        assert_eq!(s.means(), (m, r));
+    }
+
+    #[test]
+    fn legacy_log_moments_convert_to_what_older_builds_predicted() {
+        // Two ratios 2 and 8: μ = ln 4, σ² = ln² 2, so exp(μ + σ²/2) ≈ 5.08 per unit weight.
+        let (l2, l8) = (2f64.ln(), 8f64.ln());
+        let s = RatioSums::from_log_moments(2.0, l2 + l8, l2 * l2 + l8 * l8);
+        let want = 4.0 * (2f64.ln().powi(2) / 2.0).exp();
+        assert!((s.wr / 2.0 - want).abs() < 1e-12, "{s:?}");
+        assert!((s.wl - (l2 + l8)).abs() < 1e-12);
+        // One ratio (σ² = 0): exact; a variance past the cap counts as the cap; nothing stays nothing.
+        assert!((RatioSums::from_log_moments(3.0, 3.0 * l2, 3.0 * l2 * l2).wr - 6.0).abs() < 1e-12);
+        let wide = RatioSums::from_log_moments(1.0, 0.0, 100.0);
+        assert!((wide.wr - 2f64.exp()).abs() < 1e-12);
+        assert_eq!(
+            RatioSums::from_log_moments(0.0, 0.0, 0.0),
+            RatioSums::default()
+        );
+        // A difference (negative weight) converts by its own moments.
+        let neg = RatioSums::from_log_moments(-1.0, -l2, -l2 * l2);
+        assert!((neg.wr + 2.0).abs() < 1e-12, "{neg:?}");
     }
 
     #[test]

@@ -296,7 +296,7 @@ fn merging_replicas_equals_one_core_seeing_everything() {
 
 /// A version 4 snapshot written by the previous release (the `common` catalog, five reports:
 /// a retry with an effort, an ERROR, two classes) restores: counts, costs and mean latencies
-/// exactly, each p90 from its histogram buckets' midpoints, and it re-encodes as version 5.
+/// exactly, each p90 from its histogram buckets' midpoints, and it re-encodes as version 6.
 #[test]
 fn version_4_snapshots_restore() {
     let c = common::core();
@@ -334,12 +334,89 @@ fn version_4_snapshots_restore() {
     let var = (w1 * l1 * l1 + w2 * l2 * l2) / (w1 + w2) - mu * mu;
     let p90 = (mu + 1.281_551_565_545 * var.sqrt()).exp();
     assert!(close(edit.p90_latency_ms, p90), "{edit:?} {p90}");
-    let v5 = c.snapshot().unwrap();
-    assert_eq!(&v5[8..12], &5u32.to_le_bytes());
+    let v6 = c.snapshot().unwrap();
+    assert_eq!(&v6[8..12], &6u32.to_le_bytes());
     let again = common::core();
-    again.restore(&v5).unwrap();
-    assert_eq!(again.snapshot().unwrap(), v5);
+    again.restore(&v6).unwrap();
+    assert_eq!(again.snapshot().unwrap(), v6);
     assert_eq!(again.arms().len(), arms.len());
+}
+
+/// The reports behind `fixtures/snapshot_v5.bin`, which the previous release wrote from them:
+/// cheap in "edit", three steps at 0.5x, 2x and 8x their token estimates; mid in "docs", then
+/// a retry of strong there after mid's failure.
+fn v5_fixture_reports(c: &Core) {
+    let ex = Role::from_number(common::EXECUTOR).unwrap();
+    let step = |model: &str, class: &str, ok: bool, now: f64, tokens: (u64, u64), cost: f64| {
+        let status = if ok { Status::Success } else { Status::Failure };
+        let mut r = Report::new(model, ex, class, status, now);
+        (r.est_input_tokens, r.est_output_tokens) = (10_000, 1_000);
+        (r.input_tokens, r.output_tokens) = tokens;
+        r.cost_usd = Some(cost);
+        r.latency_ms = tokens.1 as f64;
+        r
+    };
+    for (i, share) in [0.5f64, 2.0, 8.0].into_iter().enumerate() {
+        let tokens = ((10_000.0 * share) as u64, (1_000.0 * share) as u64);
+        let cost = share * (10_000.0 * 0.1 + 1_000.0 * 0.4) / 1e6 * 1.5;
+        c.report(&step(
+            "cheap",
+            "edit",
+            i != 1,
+            100.0 + i as f64,
+            tokens,
+            cost,
+        ))
+        .unwrap();
+    }
+    let mut r = step("mid", "docs", false, 110.0, (30_000, 3_000), 0.05);
+    r.latency_ms = 4_000.0;
+    let effort = c.report(&r).unwrap();
+    let mut r = step("strong", "docs", true, 111.0, (12_000, 1_500), 0.06);
+    (r.latency_ms, r.attempt, r.failed_effort) = (3_000.0, 2, effort);
+    c.report(&r).unwrap();
+}
+
+/// A version 5 snapshot written by the previous release (`v5_fixture_reports`) restores to the
+/// estimates of a core that learned the same reports itself, except where v5 could not say what
+/// it now says: cheap's ratios saw 0.5x, 2x and 8x, whose mean (3.5x) v5 kept only as log-moments,
+/// converted to the log-normal mean they imply (~3.8x: `RatioSums::from_log_moments`). The
+/// success estimates are the previous release's to the digit, and it re-encodes as version 6.
+#[test]
+fn version_5_snapshots_restore_to_the_estimates_of_their_reports() {
+    let old = common::core();
+    old.restore(include_bytes!("fixtures/snapshot_v5.bin"))
+        .unwrap();
+    let fresh = common::core();
+    v5_fixture_reports(&fresh);
+    let mut q = common::req(120.0);
+    (q.est_input_tokens, q.est_output_tokens, q.explain) = (10_000, 1_000, true);
+    let (d_old, d_fresh) = (old.route(&q).unwrap(), fresh.route(&q).unwrap());
+    let of =
+        |d: &_core::Decision, m: &str| d.candidates.iter().find(|x| x.model == m).unwrap().clone();
+    // What the previous release's candidates table said of P(success).
+    for (model, p) in [
+        ("cheap", 0.571_279_295_448),
+        ("mid", 0.560_215_521_233),
+        ("strong", 0.9),
+    ] {
+        let (o, f) = (of(&d_old, model), of(&d_fresh, model));
+        assert!((o.success_probability - p).abs() < 1e-9, "{o:?}");
+        assert!((f.success_probability - p).abs() < 1e-9, "{f:?}");
+    }
+    // One step each (no spread): the same cost.
+    for model in ["mid", "strong"] {
+        let (o, f) = (of(&d_old, model).cost_usd, of(&d_fresh, model).cost_usd);
+        assert!((o / f - 1.0).abs() < 1e-9, "{model}: {o} vs {f}");
+    }
+    // Three steps: the log-normal mean of v5's moments is above the plain mean of what was seen.
+    let (o, f) = (of(&d_old, "cheap").cost_usd, of(&d_fresh, "cheap").cost_usd);
+    assert!(o > f * 1.02 && o < f * 1.2, "{o} vs {f}");
+    let v6 = old.snapshot().unwrap();
+    assert_eq!(&v6[8..12], &6u32.to_le_bytes());
+    let again = common::core();
+    again.restore(&v6).unwrap();
+    assert_eq!(again.snapshot().unwrap(), v6);
 }
 
 /// `take_delta_parts` takes the changes when it is called and encodes the parts later: what is
