@@ -168,3 +168,25 @@ fn tried_models_running_above_their_estimates_leave_an_untried_model_at_list_pri
         "{got}"
     );
 }
+
+#[test]
+fn a_model_that_now_and_then_runs_long_is_priced_at_what_it_bills_on_average() {
+    // Nine steps at their estimate, one at 20x: on average 2.9x. A log-normal through the same
+    // steps says exp(μ + σ²/2) ≈ 2.0x, which is what the core used to predict.
+    let c = core();
+    let r = sized(10.0, 100_000, 10_000);
+    let list = cost(&c, &r, "mid");
+    for i in 0..10 {
+        used(&c, "mid", if i == 4 { 20.0 } else { 1.0 });
+    }
+    let got = cost(&c, &r, "mid") / list;
+    assert!((got - 2.9).abs() < 0.05, "{got}x list");
+    // The typical step a failure's effort is measured against stays the median-like exp(mean ln r):
+    // a step at the estimate ran about as usual (effort near 0), not 2.9x short of it.
+    let mut rep = Report::new("mid", role(EXECUTOR), "edit", Status::Failure, 10.0);
+    rep.est_input_tokens = 100_000;
+    rep.est_output_tokens = 10_000;
+    rep.cost_usd = Some(list);
+    let effort = c.report(&rep).unwrap().unwrap();
+    assert!(effort.abs() < 0.35, "{effort}");
+}
