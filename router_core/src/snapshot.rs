@@ -1082,8 +1082,8 @@ mod tests {
         }
     }
 
-    /// `t` encoded by `enc` with the version bytes set to 5: v5's layout, so the ratios' third
-    /// sums are read as v5's Σw·ln² r.
+    /// Snapshot or delta bytes with the version set to 5: v5's layout, so the ratios' third sums
+    /// are read as v5's Σw·ln² r.
     fn as_v5(mut bytes: Vec<u8>) -> Vec<u8> {
         bytes[8..12].copy_from_slice(&V5.to_le_bytes());
         bytes
@@ -1156,7 +1156,7 @@ mod tests {
     }
 
     #[test]
-    fn version_5_names_each_model_and_class_once_and_is_canonical() {
+    fn versions_5_and_6_name_each_model_and_class_once_and_are_canonical() {
         let mut t = table_with(&[2, 1]);
         let other = t.models.intern("a-model-with-a-long-name");
         for c in 0..50 {
@@ -1188,7 +1188,7 @@ mod tests {
     }
 
     #[test]
-    fn one_bad_arm_or_a_cut_body_refuses_the_whole_v5_snapshot() {
+    fn one_bad_arm_or_a_cut_body_refuses_the_whole_snapshot() {
         let mut t = table_with(&[2, 1]);
         let (m, c) = (t.models.get("m").unwrap(), t.classes.get("c").unwrap());
         t.with_arm(
