@@ -136,10 +136,11 @@ class Core:
 
         Zero means "not reported": a zero token count, latency, estimate or cost_usd leaves that
         statistic untouched. From SUCCESS/FAILURE steps the core learns, per arm and pooled
-        (task_class ← (model, role) ← model ← 1.0), the log-ratios input_tokens/est_input_tokens,
+        (task_class ← (model, role) ← model ← 1.0), the ratios input_tokens/est_input_tokens,
         output_tokens/est_output_tokens and cost_usd / list-price cost (of the reported tokens,
-        or of the est_* tokens when none were reported). route predicts tokens = its estimate x
-        E[ratio] and cost = list price of those tokens x E[cost ratio]. cost_usd must be ≥ 0."""
+        or of the est_* tokens when none were reported): their means, and the means of their
+        logarithms. route predicts tokens = its estimate x E[ratio] and cost = list price of those
+        tokens x E[cost ratio], each the mean ratio as observed. cost_usd must be ≥ 0."""
     def effort(
         self, *, model: str, role: int, task_class: str, status: int, now: float,
         input_tokens: int = 0, cached_input_tokens: int = 0, output_tokens: int = 0,
