@@ -51,6 +51,11 @@ const DELTA_MAGIC: &[u8; 8] = b"MYRDELTA";
 const VERSION: u32 = 6;
 /// The previous version with the same layout (its ratios converted as read).
 const V5: u32 = 5;
+
+/// Whether a body of `version` has the name-table layout, read arm by arm as it streams (v5, v6).
+fn streams(version: u32) -> bool {
+    matches!(version, VERSION | V5)
+}
 /// Refuse bodies that claim absurd lengths rather than allocating for them.
 const MAX_BODY: u64 = 1 << 30;
 /// Class index of the pooled levels in a v5 or v6 body.
@@ -748,7 +753,7 @@ fn version_of(head: &[u8]) -> u32 {
 
 fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     let version = version_of(data);
-    if delta && version != VERSION && version != V5 {
+    if delta && !streams(version) {
         return Err(CoreError::field(
             "delta.version",
             format!("unsupported version {version}, expected {VERSION} (or {V5})"),
@@ -756,7 +761,7 @@ fn decode_body(data: &[u8], delta: bool) -> Result<Decoded<'_>> {
     }
     let body = &data[12..];
     let (header, arms, per_row) = match version {
-        VERSION | V5 => {
+        v if streams(v) => {
             let (header, per_row) = check_streamed(delta, |each| read_body(body, version, each))?;
             (header, Arms::Stream(body, version), per_row)
         }
@@ -843,7 +848,7 @@ pub fn decode_file(path: &Path) -> Result<Decoded<'static>> {
         ));
     }
     let version = version_of(&head);
-    if version != VERSION && version != V5 || &head[..8] != MAGIC {
+    if !streams(version) || &head[..8] != MAGIC {
         // A delta, a bad magic or a version before 5: small or refused; checked as bytes.
         let mut data = head.to_vec();
         f.read_to_end(&mut data).map_err(|e| read_error(path, &e))?;
