@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from modelyard.domain import (
     JOB_STATUS_NAMES,
@@ -20,7 +21,7 @@ from modelyard.domain import (
     TaskProfile,
 )
 from modelyard.errors import InvalidArgument
-from modelyard.v1 import router_pb2, types_pb2
+from modelyard.v1 import router_pb2, store_pb2, types_pb2
 
 MAX_ID = 128
 MAX_TOKENS = 10_000_000
@@ -183,3 +184,56 @@ def decision(d: Decision) -> router_pb2.RouteDecision:
         sticky=d.sticky, replayed=d.replayed, reservation_expires_at=d.reservation_expires_at,
         budgets=[budget_window(b) for b in d.budgets],
     )
+
+
+# ---- the decision as the stores keep it (store.proto StoredDecision) ----
+
+def stored_decision(d: Decision) -> bytes:
+    """The payload of the decision's row: the answer as sent (`decision`, replayed false) and what
+    its outcome is learned with. The Rust front writes the same message (front/route.rs `answer`)."""
+    msg = store_pb2.StoredDecision(
+        decision=decision(replace(d, replayed=False) if d.replayed else d),
+        est_input_tokens=d.est_input_tokens, est_output_tokens=d.est_output_tokens,
+        est_cached_input_tokens=d.est_cached_input_tokens, attempt=d.attempt,
+    )
+    if d.failed_effort is not None:
+        msg.failed_effort = d.failed_effort
+    return msg.SerializeToString()
+
+
+def decision_from_stored(payload: bytes) -> Decision:
+    """A decision row's payload back as a Decision; `convert.decision` of it gives the answer as it
+    was sent. Rows written before store.proto (JSON text, which starts with '{') are read too."""
+    if payload[:1] == b"{":
+        return Decision.from_json_payload(payload)
+    msg = store_pb2.StoredDecision.FromString(payload)
+    m, e = msg.decision, msg.decision.expected
+    return Decision(
+        decision_id=m.decision_id, model=_model_choice(m.model),
+        fallbacks=tuple(_model_choice(f) for f in m.fallbacks),
+        cost_usd=e.cost_usd, success_probability=e.success_probability, latency_ms=e.latency_ms,
+        cost_per_success_usd=e.cost_per_success_usd, reserved_usd=m.reserved_usd,
+        budget_remaining_usd=m.budget_remaining_usd, exploration=m.exploration, sticky=m.sticky,
+        reason=m.reason, reservation_expires_at=m.reservation_expires_at,
+        candidates=tuple(CandidateView(
+            model_id=c.model_id, excluded=c.excluded, constraint=c.constraint, detail=c.detail,
+            cost_usd=c.expected.cost_usd, success_probability=c.expected.success_probability,
+            sampled_success=c.sampled_success_probability, latency_ms=c.expected.latency_ms,
+            score=c.score, evidence=c.evidence, success_low=c.success_low, success_high=c.success_high,
+        ) for c in m.candidates),
+        # `budget_window` writes a missing limit as 0 with has_limit false (remaining with it) and a
+        # missing soft limit as 0: read back the same way, they encode to the same answer.
+        budgets=tuple(BudgetView(
+            scope=b.scope, subject=b.subject, window=int(b.window),
+            hard_usd=b.hard_limit_usd if b.has_limit else None, soft_usd=b.soft_limit_usd or None,
+            spent_usd=b.spent_usd, reserved_usd=b.reserved_usd,
+            remaining_usd=b.remaining_usd if b.has_limit else None, resets_at=b.resets_at,
+        ) for b in m.budgets),
+        replayed=m.replayed, est_input_tokens=msg.est_input_tokens, est_output_tokens=msg.est_output_tokens,
+        est_cached_input_tokens=msg.est_cached_input_tokens, attempt=msg.attempt,
+        failed_effort=msg.failed_effort if msg.HasField("failed_effort") else None,
+    )
+
+
+def _model_choice(m: types_pb2.ModelRef) -> ModelChoice:
+    return ModelChoice(model_id=m.model_id, provider=m.provider, endpoint=m.endpoint, upstream_model=m.upstream_model)

@@ -124,17 +124,11 @@ class Decision:
     # teaches that effort's retry arms (router_core Router::report).
     failed_effort: float | None = None
 
-    def to_payload(self) -> bytes:
-        # By hand, not dataclasses.asdict (a recursive deep copy): 112 -> 36 us per Route.
-        raw: dict[str, Any] = {f: getattr(self, f) for f in _SCALARS}
-        raw["model"] = _plain(self.model)
-        raw["fallbacks"] = [_plain(m) for m in self.fallbacks]
-        raw["candidates"] = [_plain(c) for c in self.candidates]
-        raw["budgets"] = [_plain(b) for b in self.budgets]
-        return json.dumps(raw, separators=(",", ":")).encode()
-
     @staticmethod
-    def from_payload(data: bytes) -> Decision:
+    def from_json_payload(data: bytes) -> Decision:
+        """A decision row's payload as releases before store.proto wrote it (JSON); new rows are
+        `convert.stored_decision` and read by `convert.decision_from_stored`, which calls this for
+        the old ones."""
         raw: dict[str, Any] = json.loads(data)
         raw["model"] = ModelChoice(**raw["model"])
         raw["fallbacks"] = tuple(ModelChoice(**f) for f in raw["fallbacks"])
@@ -144,13 +138,6 @@ class Decision:
 
     def as_replay(self) -> Decision:
         return replace(self, replayed=True)
-
-
-_SCALARS = tuple(f for f in Decision.__slots__ if f not in ("model", "fallbacks", "candidates", "budgets"))
-
-
-def _plain(value: Any) -> dict[str, Any]:
-    return {f: getattr(value, f) for f in value.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

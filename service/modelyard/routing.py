@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from modelyard.app import App
 from modelyard.auth import Principal
 from modelyard.budget import Headroom, WindowLimit, headroom, limits_for
+from modelyard.convert import decision_from_stored, stored_decision
 from modelyard.domain import (
     CANCELLED,
     ERROR,
@@ -161,7 +162,7 @@ async def _stored_failures(app: App, who: Principal, req: RouteInput, now: float
         if d.role != role or not d.settled or d.status not in (FAILURE, ERROR, TIMEOUT):
             continue
         failures += 1
-        routed = Decision.from_payload(d.payload)
+        routed = decision_from_stored(d.payload)
         effort = core.effort(
             model=d.model_used or d.model, role=role, task_class=d.task_class, status=d.status, now=now,
             input_tokens=d.input_tokens, cached_input_tokens=d.cached_input_tokens, output_tokens=d.output_tokens,
@@ -177,7 +178,7 @@ async def _stored_failures(app: App, who: Principal, req: RouteInput, now: float
 async def _replay(app: App, who: Principal, req: RouteInput) -> Decision | None:
     """A retried request_id must get its first answer even if budgets or models changed since."""
     record = await app.store.find_request(req.request_id, who.tenant)
-    return Decision.from_payload(record.payload).as_replay() if record else None
+    return decision_from_stored(record.payload).as_replay() if record else None
 
 
 async def _reserve(
@@ -210,7 +211,7 @@ async def _reserve(
         request_id=req.request_id, decision_id=decision.decision_id, tenant=who.tenant,
         key_id=who.key_id, job_id=req.job_id, model=decision.model.model_id, role=req.task.role,
         task_class=req.task.task_class, estimate_micros=estimate_micros, created_at=now,
-        expires_at=now + ttl, payload=decision.to_payload(),
+        expires_at=now + ttl, payload=stored_decision(decision),
     )
     limits = limits_for(who.tenant, who.key_id, tenant.budgets, key_budgets)
     subjects = _subjects(who.tenant, who.key_id)
@@ -220,7 +221,7 @@ async def _reserve(
         app.usage.forget(subjects)  # it let a refused call through: read the store next time
         raise BudgetExhausted(str(exc)) from exc
     if replayed:
-        return Decision.from_payload(record.payload).as_replay()
+        return decision_from_stored(record.payload).as_replay()
     app.usage.apply(subjects, now, reserved=estimate_micros)  # what the store just added to both subjects
     app.stats.decided(decision.model.model_id)
     return decision
@@ -276,7 +277,7 @@ def _teach(
 ) -> float | None:
     """One report to the tenant's core, with what the decision was routed with (estimates,
     attempt, failed effort); returns the step's effort."""
-    routed = Decision.from_payload(record.payload)
+    routed = decision_from_stored(record.payload)
     core = app.core_for(who.tenant)
     input_tokens, cached_input_tokens, output_tokens, latency_ms = usage
     effort = core.report(
@@ -323,7 +324,7 @@ async def complete_job(app: App, who: Principal, job_id: str, status: int) -> Jo
             # With each step's attempt, a succeeded job credits the try that finished it, not the
             # tries that failed before it.
             steps = list(dict.fromkeys(
-                (d.model_used or d.model, d.role, d.task_class, Decision.from_payload(d.payload).attempt)
+                (d.model_used or d.model, d.role, d.task_class, decision_from_stored(d.payload).attempt)
                 for d in decisions if d.settled))
             if steps:
                 core = app.core_for(who.tenant)

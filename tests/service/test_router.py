@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -95,10 +96,14 @@ def test_report_prices_cached_tokens_at_the_cached_price(channel: grpc.Channel) 
 def test_route_is_idempotent_on_request_id(channel: grpc.Channel) -> None:
     stub = router_pb2_grpc.RouterStub(channel)
     rid = uuid.uuid4().hex
-    first = route(stub, "idem", request_id=rid)
-    second = route(stub, "idem", request_id=rid)
+    first = route(stub, "idem", request_id=rid, explain=True)
+    second = route(stub, "idem", request_id=rid, explain=True)
     assert second.replayed and not first.replayed
-    assert second.decision_id == first.decision_id and second.model.model_id == first.model.model_id
+    # The replay is the first answer to the last field (candidates, budgets), marked replayed.
+    expected = router_pb2.RouteDecision()
+    expected.CopyFrom(first)
+    expected.replayed = True
+    assert second == expected and len(first.candidates) > 1 and first.budgets
     ack = stub.ReportOutcome(
         router_pb2.OutcomeReport(decision_id=first.decision_id, status=1), metadata=auth(), timeout=5
     )
@@ -106,6 +111,27 @@ def test_route_is_idempotent_on_request_id(channel: grpc.Channel) -> None:
         router_pb2.OutcomeReport(decision_id=first.decision_id, status=1), metadata=auth(), timeout=5
     )
     assert not ack.duplicate and dup.duplicate and dup.charged_usd == ack.charged_usd
+
+
+def test_a_decision_an_earlier_release_stored_as_json_replays(server: RunningServer, channel: grpc.Channel) -> None:
+    """Rows written before store.proto keep their JSON payload: a retried request_id of one is
+    answered from it, on either front."""
+    from modelyard.store import Reservation
+    from tests.service.test_stored_decision import JSON_ROW
+
+    rid, did = uuid.uuid4().hex, uuid.uuid4().hex
+    payload = JSON_ROW.replace(b"01a22b80de5cd65d027f2371c219effd", did.encode())
+    now = time.time()
+    store = server.thread.app.store
+    server.thread.call(store.reserve(Reservation(
+        request_id=rid, decision_id=did, tenant="acme", key_id="acme-admin", job_id="old-release",
+        model="tiny-coder", role=types_pb2.ROLE_EXECUTOR, task_class="bugfix/python", estimate_micros=920,
+        created_at=now, expires_at=now + 600, payload=payload), [], now))
+    got = route(router_pb2_grpc.RouterStub(channel), "old-release", request_id=rid)
+    assert got.replayed and got.decision_id == did and got.model.model_id == "tiny-coder"
+    assert [f.model_id for f in got.fallbacks] == ["mid-coder"] and got.reason == "tiny-coder has the lowest score"
+    assert [(b.window, b.has_limit, b.hard_limit_usd, b.soft_limit_usd) for b in got.budgets] == [
+        (types_pb2.WINDOW_HOUR, False, 0.0, 0.0), (types_pb2.WINDOW_DAY, True, 1_000_000.0, 900_000.0)]
 
 
 def test_tenant_policy_requires_licensed_models(channel: grpc.Channel) -> None:

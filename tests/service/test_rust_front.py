@@ -95,9 +95,11 @@ def test_what_the_front_stores_is_what_the_python_side_reads(rust: Any) -> None:
     record = thread.call(store.get_decision(d.decision_id, "acme"))
     assert record is not None and record.job_id == "stored" and record.model == d.model.model_id
     assert record.estimate_micros == round(d.reserved_usd * 1_000_000)
-    from modelyard.domain import Decision
+    from modelyard import convert
 
-    stored = Decision.from_payload(record.payload)
+    stored = convert.decision_from_stored(record.payload)
+    # The row keeps the answer as sent, to the last field (a replay returns it).
+    assert convert.decision(stored) == d
     assert stored.decision_id == d.decision_id and stored.reason == d.reason
     assert stored.est_cached_input_tokens == 5_000 and stored.attempt == 1 and stored.failed_effort is None
     assert [c.model_id for c in stored.candidates] == [c.model_id for c in d.candidates]

@@ -1,5 +1,5 @@
 //! The messages of `modelyard.v1.Router/Route`, written as prost structs by hand (field numbers
-//! and types as in proto/modelyard/v1/router.proto and types.proto) so the front needs no protoc
+//! and types as in proto/modelyard/v1/router.proto, types.proto and store.proto) so the front needs no protoc
 //! at build time. The Python tests call the front with the generated Python classes, so a field
 //! out of step with the .proto fails them.
 
@@ -161,4 +161,23 @@ pub struct RouteDecision {
     pub reservation_expires_at: i64,
     #[prost(message, repeated, tag = "13")]
     pub budgets: Vec<BudgetWindow>,
+}
+
+/// store.proto `StoredDecision`: what the stores keep of a decision. `decision` holds the encoded
+/// `RouteDecision` (bytes and an embedded message are the same on the wire), so the answer is
+/// encoded once and stored as sent.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredDecision {
+    #[prost(bytes = "vec", tag = "1")]
+    pub decision: Vec<u8>,
+    #[prost(int64, tag = "2")]
+    pub est_input_tokens: i64,
+    #[prost(int64, tag = "3")]
+    pub est_output_tokens: i64,
+    #[prost(int64, tag = "4")]
+    pub est_cached_input_tokens: i64,
+    #[prost(int32, tag = "5")]
+    pub attempt: i32,
+    #[prost(double, optional, tag = "6")]
+    pub failed_effort: Option<f64>,
 }

@@ -20,7 +20,7 @@ use super::config::{FrontConfig, Limits, Policy, Tenant};
 use super::pb;
 use super::store::{self, NewDecision, Usage};
 use super::{Front, Store};
-use crate::{Candidate, Core, Request, Role};
+use crate::{Core, Request, Role};
 
 const MAX_ID: usize = 128;
 const MAX_TOKENS: i64 = 10_000_000;
@@ -217,100 +217,16 @@ fn headroom(
     Some((views, cap, remaining_min))
 }
 
-// ---- the decision payload (domain.py Decision.to_payload, read back by Decision.from_payload) ----
+// ---- the decision as answered and as stored (store.proto StoredDecision) ----
 
-/// A float as Python's json.dumps writes it (Infinity / NaN included, which json.loads reads).
-fn jf(out: &mut String, x: f64) {
-    if x.is_finite() {
-        // ryu's shortest round-trip form, as Python's repr.
-        let _ = write!(
-            out,
-            "{}",
-            serde_json::Number::from_f64(x).map_or_else(|| "0".into(), |n| n.to_string())
-        );
-    } else if x.is_nan() {
-        out.push_str("NaN");
-    } else if x > 0.0 {
-        out.push_str("Infinity");
-    } else {
-        out.push_str("-Infinity");
-    }
-}
-
-fn jopt(out: &mut String, x: Option<f64>) {
-    match x {
-        Some(x) => jf(out, x),
-        None => out.push_str("null"),
-    }
-}
-
-fn js(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
-}
-
-fn jmodel(out: &mut String, id: &str, cfg: &FrontConfig) -> pb::ModelRef {
+fn model_ref(id: &str, cfg: &FrontConfig) -> pb::ModelRef {
     let info = cfg.models.get(id);
-    let m = pb::ModelRef {
+    pb::ModelRef {
         model_id: id.to_owned(),
         provider: info.map(|i| i.provider.clone()).unwrap_or_default(),
         endpoint: info.map(|i| i.endpoint.clone()).unwrap_or_default(),
         upstream_model: info.map(|i| i.upstream_model.clone()).unwrap_or_default(),
-    };
-    out.push_str("{\"model_id\":");
-    js(out, &m.model_id);
-    out.push_str(",\"provider\":");
-    js(out, &m.provider);
-    out.push_str(",\"endpoint\":");
-    js(out, &m.endpoint);
-    out.push_str(",\"upstream_model\":");
-    js(out, &m.upstream_model);
-    out.push('}');
-    m
-}
-
-fn jcandidate(out: &mut String, c: &Candidate) {
-    out.push_str("{\"model_id\":");
-    js(out, &c.model);
-    let _ = write!(
-        out,
-        ",\"excluded\":{},\"constraint\":",
-        if c.excluded { "true" } else { "false" }
-    );
-    js(out, c.constraint);
-    out.push_str(",\"detail\":");
-    js(out, &c.detail);
-    for (name, v) in [
-        ("cost_usd", c.cost_usd),
-        ("success_probability", c.success_probability),
-        ("sampled_success", c.sampled_success),
-        ("latency_ms", c.latency_ms),
-        ("score", c.score),
-        ("evidence", c.evidence),
-        ("success_low", c.success_low),
-        ("success_high", c.success_high),
-    ] {
-        let _ = write!(out, ",\"{name}\":");
-        jf(out, v);
     }
-    out.push('}');
-}
-
-fn jview(out: &mut String, v: &View) {
-    let _ = write!(out, "{{\"scope\":\"{}\",\"subject\":", v.scope);
-    js(out, &v.subject);
-    let _ = write!(out, ",\"window\":{},\"hard_usd\":", v.window);
-    jopt(out, v.hard_usd);
-    out.push_str(",\"soft_usd\":");
-    jopt(out, v.soft_usd);
-    out.push_str(",\"spent_usd\":");
-    jf(out, v.spent_usd);
-    out.push_str(",\"reserved_usd\":");
-    jf(out, v.reserved_usd);
-    out.push_str(",\"remaining_usd\":");
-    jopt(out, v.remaining_usd);
-    out.push_str(",\"resets_at\":");
-    js(out, &v.resets_at);
-    out.push('}');
 }
 
 /// 32 hex digits, time-ordered as a UUIDv7 is: the Unix time in milliseconds (48 bits), then 80
@@ -515,11 +431,8 @@ impl Front {
             }
         };
         let store_s = (started.elapsed().as_secs_f64() - decided.core_s).max(0.0);
-        let answer = decided.resp.encode_to_vec();
-        Ok((
-            Outcome::Answer(answer),
-            Some(decided.routed(who, &v, store_s)),
-        ))
+        let (answer, routed) = decided.routed(who, &v, store_s);
+        Ok((Outcome::Answer(answer), Some(routed)))
     }
 
     /// Serves one Route (see `route_in`): with SQLite on the store's writer thread, whose
@@ -604,7 +517,9 @@ struct Decided {
     estimate_micros: i64,
     /// (position among the six usages, hard limit in micro-dollars) of every window with one.
     limits: Vec<(usize, i64)>,
-    payload: String,
+    /// The encoded answer, and the `StoredDecision` the store keeps.
+    answer: Vec<u8>,
+    payload: Vec<u8>,
     resp: pb::RouteDecision,
     budgets: Vec<(&'static str, String, i64, Option<f64>)>,
     core_s: f64,
@@ -651,7 +566,7 @@ impl Ctx<'_> {
             })
             .collect();
         let reserved_usd = micros_to_usd(estimate_micros);
-        let (payload, resp) = answer(
+        let (resp, answer, payload) = answer(
             self.cfg,
             &d,
             self.v,
@@ -671,6 +586,7 @@ impl Ctx<'_> {
             model,
             estimate_micros,
             limits,
+            answer,
             payload,
             resp,
             budgets,
@@ -699,13 +615,14 @@ impl Decided {
             estimate_micros: self.estimate_micros,
             created_at: now,
             expires_at: now + ttl,
-            payload: self.payload.as_bytes(),
+            payload: &self.payload,
         }
     }
 
-    fn routed(self, who: &super::config::Key, v: &Valid<'_>, store_s: f64) -> Routed {
+    /// The encoded answer, and what telemetry and the stats are told of it.
+    fn routed(self, who: &super::config::Key, v: &Valid<'_>, store_s: f64) -> (Vec<u8>, Routed) {
         let chosen = self.resp.model.clone().unwrap_or_default();
-        Routed {
+        let routed = Routed {
             tenant: who.tenant.clone(),
             key_id: who.key_id.clone(),
             role: v.task.role,
@@ -733,7 +650,8 @@ impl Decided {
             traceparent: None,
             core_s: self.core_s,
             store_s,
-        }
+        };
+        (self.answer, routed)
     }
 }
 
@@ -801,9 +719,10 @@ fn core_request(
     }
 }
 
-/// The decision as the caller gets it and as the store keeps it (domain.py Decision.to_payload):
-/// the two are written side by side, field by field, so they cannot drift apart.
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)]
+/// The decision as the caller gets it, encoded, and as the store keeps it: a `StoredDecision`
+/// (store.proto) holding those same bytes and what the outcome is learned with, as the Python
+/// service's `convert.stored_decision` writes it.
+#[allow(clippy::too_many_arguments)]
 fn answer(
     cfg: &FrontConfig,
     d: &crate::Decision,
@@ -814,70 +733,12 @@ fn answer(
     reserved_usd: f64,
     failed_effort: Option<f64>,
     now: f64,
-) -> (String, pb::RouteDecision) {
-    let ttl = cfg.reservation_ttl_s;
-    let id = decision_id();
-    let mut payload = String::with_capacity(1024);
-    let mut resp = pb::RouteDecision {
-        decision_id: id.clone(),
-        expected: Some(pb::Expectation {
-            cost_usd: d.expected_cost_usd,
-            success_probability: d.success_probability,
-            latency_ms: d.latency_ms,
-            cost_per_success_usd: d.cost_per_success_usd,
-        }),
-        reserved_usd,
-        budget_remaining_usd: remaining.map_or(-1.0, |r| r - reserved_usd),
-        exploration: d.exploration,
-        reason: d.reason(),
-        sticky: d.sticky,
-        replayed: false,
-        reservation_expires_at: (now + ttl) as i64,
-        ..Default::default()
-    };
-    payload.push_str("{\"decision_id\":");
-    js(&mut payload, &id);
-    for (name, x) in [
-        ("cost_usd", d.expected_cost_usd),
-        ("success_probability", d.success_probability),
-        ("latency_ms", d.latency_ms),
-        ("cost_per_success_usd", d.cost_per_success_usd),
-        ("reserved_usd", reserved_usd),
-        ("budget_remaining_usd", resp.budget_remaining_usd),
-    ] {
-        let _ = write!(payload, ",\"{name}\":");
-        jf(&mut payload, x);
-    }
-    let _ = write!(
-        payload,
-        ",\"exploration\":{},\"sticky\":{},\"reason\":",
-        d.exploration, d.sticky
-    );
-    js(&mut payload, &resp.reason);
-    let _ = write!(
-        payload,
-        ",\"reservation_expires_at\":{},\"replayed\":false,\"est_input_tokens\":{},\
-         \"est_output_tokens\":{},\"est_cached_input_tokens\":{},\"attempt\":{},\"failed_effort\":",
-        resp.reservation_expires_at, v.est_in, v.est_out, v.cached, v.attempt
-    );
-    jopt(&mut payload, failed_effort);
-    payload.push_str(",\"model\":");
-    resp.model = Some(jmodel(&mut payload, model, cfg));
-    payload.push_str(",\"fallbacks\":[");
-    for (i, f) in d.fallbacks().into_iter().enumerate() {
-        if i > 0 {
-            payload.push(',');
-        }
-        resp.fallbacks.push(jmodel(&mut payload, f, cfg));
-    }
-    payload.push_str("],\"candidates\":[");
-    if v.msg.explain {
-        for (i, c) in d.candidates.iter().enumerate() {
-            if i > 0 {
-                payload.push(',');
-            }
-            jcandidate(&mut payload, c);
-            resp.candidates.push(pb::CandidateScore {
+) -> (pb::RouteDecision, Vec<u8>, Vec<u8>) {
+    let budget_remaining_usd = remaining.map_or(-1.0, |r| r - reserved_usd);
+    let candidates = if v.msg.explain {
+        d.candidates
+            .iter()
+            .map(|c| pb::CandidateScore {
                 model_id: c.model.clone(),
                 excluded: c.excluded,
                 constraint: c.constraint.to_owned(),
@@ -893,16 +754,14 @@ fn answer(
                 score: c.score,
                 success_low: c.success_low,
                 success_high: c.success_high,
-            });
-        }
-    }
-    payload.push_str("],\"budgets\":[");
-    for (i, view) in views.iter().enumerate() {
-        if i > 0 {
-            payload.push(',');
-        }
-        jview(&mut payload, view);
-        resp.budgets.push(pb::BudgetWindow {
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let budgets = views
+        .iter()
+        .map(|view| pb::BudgetWindow {
             scope: view.scope.to_owned(),
             subject: view.subject.clone(),
             window: view.window as i32,
@@ -913,29 +772,48 @@ fn answer(
             remaining_usd: view.remaining_usd.unwrap_or(0.0),
             resets_at: view.resets_at.clone(),
             has_limit: view.hard_usd.is_some(),
-        });
-    }
-    payload.push_str("]}");
-    (payload, resp)
+        })
+        .collect();
+    let resp = pb::RouteDecision {
+        decision_id: decision_id(),
+        model: Some(model_ref(model, cfg)),
+        fallbacks: d
+            .fallbacks()
+            .into_iter()
+            .map(|f| model_ref(f, cfg))
+            .collect(),
+        expected: Some(pb::Expectation {
+            cost_usd: d.expected_cost_usd,
+            success_probability: d.success_probability,
+            latency_ms: d.latency_ms,
+            cost_per_success_usd: d.cost_per_success_usd,
+        }),
+        reserved_usd,
+        budget_remaining_usd,
+        exploration: d.exploration,
+        reason: d.reason(),
+        candidates,
+        sticky: d.sticky,
+        replayed: false,
+        reservation_expires_at: (now + cfg.reservation_ttl_s) as i64,
+        budgets,
+    };
+    let answer = resp.encode_to_vec();
+    let stored = pb::StoredDecision {
+        decision: answer.clone(),
+        est_input_tokens: v.est_in,
+        est_output_tokens: v.est_out,
+        est_cached_input_tokens: v.cached,
+        attempt: v.attempt as i32,
+        failed_effort,
+    };
+    (resp, answer, stored.encode_to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::front::config::WindowLimit;
-
-    #[test]
-    fn floats_are_written_as_python_json_writes_them() {
-        let mut s = String::new();
-        for x in [0.1, 1.0, 1e-7, f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
-            jf(&mut s, x);
-            s.push(' ');
-        }
-        assert_eq!(s, "0.1 1.0 1e-7 Infinity -Infinity NaN ");
-        let mut n = String::new();
-        jopt(&mut n, None);
-        assert_eq!(n, "null");
-    }
 
     #[test]
     fn bearer_tokens_as_auth_py_reads_them() {
