@@ -410,6 +410,14 @@ impl ArmTable {
         }
     }
 
+    /// Arms the journal holds: changed since it was last taken (every level counts); 0 when not
+    /// tracking.
+    pub fn journal_arms(&self) -> usize {
+        self.journal
+            .as_deref()
+            .map_or(0, |j| j.rows.values().map(Row::len).sum())
+    }
+
     /// Hands the changes recorded since the last call, with this table's names lent to them, to
     /// `f` (which encodes them), leaving an empty journal; `None` when not tracking.
     pub fn take_journal<R>(&mut self, f: impl FnOnce(&ArmTable) -> R) -> Option<R> {
@@ -598,6 +606,25 @@ mod tests {
         assert!(t.get(ArmKey { model: 2, ..k }).is_none());
         assert!(t.get(ArmKey { model: 9, ..k }).is_none());
         assert_eq!(t.leaf_count(), 1);
+    }
+
+    #[test]
+    fn the_journal_counts_the_arms_changed_since_it_was_taken() {
+        let mut t = ArmTable::default();
+        let k = ArmKey {
+            model: 3,
+            role: 2,
+            class: 7,
+        };
+        t.with_arm(k, |a| a.sums.successes = 1.0);
+        assert_eq!(t.journal_arms(), 0, "not tracking");
+        t.track_changes();
+        for (model, class) in [(3, 7), (3, 7), (4, 7), (3, 8)] {
+            t.with_arm(ArmKey { model, class, ..k }, |a| a.sums.failures += 1.0);
+        }
+        assert_eq!(t.journal_arms(), 3, "an arm changed twice counts once");
+        t.take_journal(|_| ());
+        assert_eq!(t.journal_arms(), 0);
     }
 
     #[test]

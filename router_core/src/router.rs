@@ -528,6 +528,13 @@ impl Core {
         self.state.write().table.track_changes();
     }
 
+    /// How many arms changed since the changes were last taken (`take_delta` and the like): what
+    /// the next delta holds, for a caller that takes it early when it grows large. 0 when changes
+    /// are not tracked.
+    pub fn pending_changes(&self) -> usize {
+        self.state.read().table.journal_arms()
+    }
+
     /// The changes since the last call, as a delta for the other replicas' `merge_delta`;
     /// `None` when nothing changed (or changes are not tracked).
     pub fn take_delta(&self) -> Result<Option<Vec<u8>>> {

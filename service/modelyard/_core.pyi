@@ -171,6 +171,8 @@ class Core:
         """Add another snapshot's sums after aligning epochs (commutative, associative)."""
     def track_changes(self) -> None:
         """Record every change learning makes from now on, for `take_delta`."""
+    def pending_changes(self) -> int:
+        """Arms changed since the changes were last taken (what the next delta holds); 0 untracked."""
     def take_delta(self) -> bytes | None:
         """The changes since the last call as a delta (magic MYRDELTA); None when none."""
     def take_deltas(self, max_arms: int) -> DeltaParts:

@@ -36,6 +36,13 @@ SHARED = ""
 # Changes since the last save sit in the core's journal (a row per class touched) until then: at 1M arms
 # and ~1,000 steps/s, 10 s of them was ~13 MB of resident memory (bench/README, ninth session).
 STATE_SAVE_INTERVAL_S = 2.0
+# A save before the interval is up once the cores' unsaved changes pass this many arms (checked every
+# EARLY_SAVE_CHECK_S). A drift alarm at a (model, role) forgets old evidence in every class arm of it
+# at once, one changed arm per class (10,000 at 10,000 classes), and the changes wait in memory
+# until they are saved: a few alarms in one interval were the largest part of a 1M-arm server's
+# peak (bench/README, twelfth session). ~300 bytes an arm: the bound holds them to a few MB.
+EARLY_SAVE_ARMS = 20_000
+EARLY_SAVE_CHECK_S = 0.1
 EXPIRY_INTERVAL_S = 5.0
 CONFIG_POLL_INTERVAL_S = 1.0  # a changed config (e.g. a revoked key) applies within ~1 s
 
@@ -80,6 +87,7 @@ class App:
         self.usage = UsageMirror()
         self.stats = Stats()
         self._tasks: list[asyncio.Task[None]] = []
+        self._save_lock = asyncio.Lock()
         self._mtime = self._file_mtime()
         self._seed_counter = 0
         self.providers = ProviderPool()  # Dispatch's HTTP clients, one per endpoint, created lazily
@@ -123,6 +131,7 @@ class App:
         self._tasks = [
             asyncio.create_task(self._every(self._expiry_interval(), self._expire), name="expire"),
             asyncio.create_task(self._every(STATE_SAVE_INTERVAL_S, self.save_state), name="save"),
+            asyncio.create_task(self._every(EARLY_SAVE_CHECK_S, self._save_if_large), name="save-early"),
             asyncio.create_task(self._every(CONFIG_POLL_INTERVAL_S, self._watch_config), name="watch"),
         ]
         if self.sync:
@@ -193,14 +202,24 @@ class App:
         return dict(self._cores)
 
     async def save_state(self) -> None:
-        if self.sync:  # shared learning: each replica sends its changes to the shared log
-            await self.sync.sync_all()
+        async with self._save_lock:  # the periodic save, an early one and the one at shutdown
+            if self.sync:  # shared learning: each replica sends its changes to the shared log
+                await self.sync.sync_all()
+                return
+            for key, core in list(self._cores.items()):
+                if self.state_saves is not None:  # the changes since the last save, or now and then a base
+                    await self.state_saves.save(self._state_name(key), core, self.clock())
+                else:
+                    await self.store.save_state_from(self._state_name(key), core.snapshot_to_path, self.clock())
+
+    async def _save_if_large(self) -> None:
+        """Saves now when the changes not yet saved pass EARLY_SAVE_ARMS arms (see there). Only
+        where saves take the changes (a state log or shared learning); a store that saves whole
+        states keeps its interval."""
+        if self.state_saves is None and not self.sync:
             return
-        for key, core in list(self._cores.items()):
-            if self.state_saves is not None:  # the changes since the last save, or now and then a base
-                await self.state_saves.save(self._state_name(key), core, self.clock())
-            else:
-                await self.store.save_state_from(self._state_name(key), core.snapshot_to_path, self.clock())
+        if sum(core.pending_changes() for core in list(self._cores.values())) >= EARLY_SAVE_ARMS:
+            await self.save_state()
 
     def drain_core_events(self, core: RoutingCore) -> None:
         for event in core.drain_events():

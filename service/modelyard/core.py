@@ -159,6 +159,10 @@ class RoutingCore:
         """From now on record every change learning makes, for `take_delta` (shared learning)."""
         self._core.track_changes()
 
+    def pending_changes(self) -> int:
+        """How many arms changed since the changes were last taken: what the next save or delta holds."""
+        return self._core.pending_changes()
+
     def take_delta(self) -> bytes | None:
         """The changes since the last call, for the other replicas' `merge_delta`; None if none."""
         return self._core.take_delta()

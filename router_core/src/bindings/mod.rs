@@ -233,6 +233,10 @@ impl PyCore {
         self.inner.track_changes();
     }
 
+    fn pending_changes(&self, py: Python<'_>) -> usize {
+        py.allow_threads(|| self.inner.pending_changes())
+    }
+
     fn take_delta<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let delta = py.allow_threads(|| self.inner.take_delta()).map_err(err)?;
         Ok(delta.map(|d| PyBytes::new(py, &d)))
