@@ -88,6 +88,7 @@ class App:
         self.stats = Stats()
         self._tasks: list[asyncio.Task[None]] = []
         self._save_lock = asyncio.Lock()
+        self._no_early_save_until = 0.0  # monotonic; after an early save failed
         self._mtime = self._file_mtime()
         self._seed_counter = 0
         self.providers = ProviderPool()  # Dispatch's HTTP clients, one per endpoint, created lazily
@@ -218,8 +219,16 @@ class App:
         states keeps its interval."""
         if self.state_saves is None and not self.sync:
             return
+        if time.monotonic() < self._no_early_save_until:
+            return
         if sum(core.pending_changes() for core in list(self._cores.values())) >= EARLY_SAVE_ARMS:
-            await self.save_state()
+            try:
+                await self.save_state()
+            except Exception:
+                # A store that is down keeps the changes pending (shared learning gives them back):
+                # leave the retries to the periodic save instead of one every check.
+                self._no_early_save_until = time.monotonic() + STATE_SAVE_INTERVAL_S
+                raise
 
     def drain_core_events(self, core: RoutingCore) -> None:
         for event in core.drain_events():

@@ -24,7 +24,9 @@ def _teach(core: RoutingCore, classes: int) -> None:
 
 def test_changes_past_the_bound_are_saved_at_once_and_fewer_wait(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "STATE_SAVE_INTERVAL_S", 3600.0)  # no periodic save in between
+    # No periodic save and no background check in between: the test calls the check itself.
+    monkeypatch.setattr(app_module, "STATE_SAVE_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(app_module, "EARLY_SAVE_CHECK_S", 3600.0)
     thread = ServerThread(write_config(tmp_path))
     thread.start()
     try:
@@ -61,3 +63,35 @@ def test_changes_past_the_bound_are_saved_at_once_and_fewer_wait(
             f"early-{c}" for c in range(40)}
     finally:
         again.stop()
+
+
+def test_a_failing_store_is_not_retried_at_every_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes a failed save gives back stay pending: the early save must not hammer the store (and
+    the log) every 0.1 s; the periodic save retries."""
+    monkeypatch.setattr(app_module, "STATE_SAVE_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(app_module, "EARLY_SAVE_CHECK_S", 3600.0)
+    thread = ServerThread(write_config(tmp_path))
+    thread.start()
+    try:
+        app = thread.app
+        _teach(app.core_for(SHARED), 5)
+        monkeypatch.setattr(app_module, "EARLY_SAVE_ARMS", 1)
+        calls = []
+
+        async def down() -> None:
+            calls.append(1)
+            raise OSError("the store is down")
+
+        monkeypatch.setattr(app, "save_state", down)
+        with pytest.raises(OSError):
+            thread.call(app._save_if_large())
+        for _ in range(3):
+            thread.call(app._save_if_large())  # within the back-off: not tried again
+        assert len(calls) == 1
+        monkeypatch.setattr(app, "_no_early_save_until", 0.0)  # the back-off over
+        with pytest.raises(OSError):
+            thread.call(app._save_if_large())
+        assert len(calls) == 2
+    finally:
+        monkeypatch.undo()
+        thread.stop()
