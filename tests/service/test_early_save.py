@@ -22,13 +22,18 @@ def _teach(core: RoutingCore, classes: int) -> None:
                     cached_input_tokens=0, output_tokens=100, latency_ms=500.0, now=now)
 
 
-def test_changes_past_the_bound_are_saved_at_once_and_fewer_wait(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No periodic save and no background check in between: the test calls the check itself.
+def _server_saving_only_when_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServerThread:
+    """A server with no periodic save and no background check: the test calls the check itself."""
     monkeypatch.setattr(app_module, "STATE_SAVE_INTERVAL_S", 3600.0)
     monkeypatch.setattr(app_module, "EARLY_SAVE_CHECK_S", 3600.0)
     thread = ServerThread(write_config(tmp_path))
     thread.start()
+    return thread
+
+
+def test_changes_past_the_bound_are_saved_at_once_and_fewer_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    thread = _server_saving_only_when_told(tmp_path, monkeypatch)
     try:
         app = thread.app
         core = app.core_for(SHARED)
@@ -68,10 +73,7 @@ def test_changes_past_the_bound_are_saved_at_once_and_fewer_wait(
 def test_a_failing_store_is_not_retried_at_every_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Changes a failed save gives back stay pending: the early save must not hammer the store (and
     the log) every 0.1 s; the periodic save retries."""
-    monkeypatch.setattr(app_module, "STATE_SAVE_INTERVAL_S", 3600.0)
-    monkeypatch.setattr(app_module, "EARLY_SAVE_CHECK_S", 3600.0)
-    thread = ServerThread(write_config(tmp_path))
-    thread.start()
+    thread = _server_saving_only_when_told(tmp_path, monkeypatch)
     try:
         app = thread.app
         _teach(app.core_for(SHARED), 5)
