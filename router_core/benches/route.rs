@@ -1,5 +1,6 @@
-//! Criterion benches: one decision among 64 candidates with 1,000 warm task classes, one
-//! outcome update, and a snapshot of those 64,000 arms encoded and restored.
+//! Criterion benches: one decision among 64 candidates with 1,000 warm task classes (every class
+//! learned on all 64 models, or on 4 of them as most classes are), one outcome update, and a
+//! snapshot of those 64,000 arms encoded and restored.
 
 use _core::{Core, Report, Request, Role, Status};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -61,6 +62,21 @@ fn warm() -> Core {
     core
 }
 
+/// Each class learned on 4 of the 64 models (a row short enough to find its arms by scanning).
+fn warm_sparse() -> Core {
+    let core = Core::new(&catalog()).unwrap_or_else(|e| panic!("{e}"));
+    for class in 0..CLASSES {
+        for k in 0..4 {
+            let model = (class * 7 + k * 13) % MODELS;
+            let mut r = report(model + k, 1_000.0);
+            r.model = format!("model-{model}");
+            r.task_class = format!("class-{class}");
+            core.report(&r).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    core
+}
+
 fn benches(c: &mut Criterion) {
     let core = warm();
     let mut req = Request::new(
@@ -81,6 +97,15 @@ fn benches(c: &mut Criterion) {
             black_box(core.route(black_box(&req)))
         });
     });
+    let sparse = warm_sparse();
+    c.bench_function("route_64_models_1000_sparse_classes", |b| {
+        b.iter(|| {
+            seed += 1;
+            req.seed = seed;
+            black_box(sparse.route(black_box(&req)))
+        });
+    });
+    drop(sparse);
     // A replica saves every 30 s (SQLite); shared learning writes a base every 60 s and a new
     // replica restores one.
     let mut snap = c.benchmark_group("snapshot_64k_arms");

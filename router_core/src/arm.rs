@@ -196,15 +196,24 @@ impl From<DriftStored> for DriftState {
 }
 
 /// One (role, class) row. Arms are stored densely in the order they were created, `hot` and
-/// `cold` side by side; `slots` maps a model key to its arm's index. A row holds only the models
-/// learned in it (most classes see a few of the catalog's models), so an arm costs its 104 + 80
-/// bytes plus 4 bytes of slot per model key up to the highest one in the row.
+/// `cold` side by side. A row holds only the models learned in it (most classes see a few of the
+/// catalog's models, and a journal row usually one), so an arm costs its 104 + 80 bytes, plus:
+/// - in a row of at most `SMALL_ROW` arms, 4 bytes: `slots` lists the arms' model keys in order
+///   and a lookup scans them (one cache line);
+/// - in a larger row, 4 bytes per model key up to the highest one in the row: `slots` maps a
+///   model key to its arm's index (`NO_ARM` where the model has none).
+///
+/// A dense table in every row cost a journal that forgot one model in 10,000 classes ~750
+/// bytes per changed arm with 100 models (memory_bench's drift storm; see bench/README.md).
 #[derive(Debug, Clone, Default)]
 pub struct Row {
     slots: Vec<u32>,
     hot: Vec<HotSums>,
     cold: Vec<Cold>,
 }
+
+/// Rows with at most this many arms find a model by scanning their model keys.
+const SMALL_ROW: usize = 8;
 
 impl Row {
     /// The hot view of `model`'s arm in this row (`Hot::EMPTY` when it has none).
@@ -224,36 +233,63 @@ impl Row {
         );
     }
 
+    #[inline]
     fn index(&self, model: u32) -> Option<usize> {
+        if self.hot.len() <= SMALL_ROW {
+            return self.slots.iter().position(|&m| m == model);
+        }
         self.slots
             .get(model as usize)
             .filter(|&&i| i != NO_ARM)
             .map(|&i| i as usize)
     }
 
-    /// The index of `model`'s arm, created empty if missing. Rows grow by an eighth at a time
-    /// rather than doubling: a million arms would otherwise leave up to half their memory unused
-    /// (arms are created far more rarely than read, so the extra reallocations cost nothing).
+    /// The index of `model`'s arm, created empty if missing. A new row takes room for one arm
+    /// (most rows of a journal never get a second) and doubles up to `SMALL_ROW`; larger rows
+    /// grow by an eighth at a time rather than doubling: a million arms would otherwise leave up
+    /// to half their memory unused (arms are created far more rarely than read, so the extra
+    /// reallocations cost nothing).
     fn index_or_insert(&mut self, model: u32) -> usize {
         if let Some(i) = self.index(model) {
             return i;
         }
-        let m = model as usize;
-        if self.slots.len() <= m {
-            self.slots.resize(m + 1, NO_ARM);
-            self.slots.shrink_to_fit();
-        }
-        if self.hot.len() == self.hot.capacity() {
-            self.reserve((self.hot.len() / 8).max(2));
+        let len = self.hot.len();
+        if len == self.hot.capacity() {
+            self.reserve(if len < SMALL_ROW {
+                len.max(1)
+            } else {
+                (len / 8).max(2)
+            });
         }
         let i = self.hot.len();
-        self.slots[m] = i as u32;
         self.hot.push(HotSums::default());
         self.cold.push(Cold {
             model,
             ..Cold::default()
         });
+        if i < SMALL_ROW {
+            self.slots.push(model);
+            self.slots.shrink_to_fit();
+            return i;
+        }
+        if i == SMALL_ROW {
+            // The row outgrows its list of keys: from now on a table indexed by model key.
+            for (j, m) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+                self.put_slot(m, j);
+            }
+        }
+        self.put_slot(model, i);
         i
+    }
+
+    /// Points the slot table's entry for `model` at arm `i` (rows past `SMALL_ROW` arms).
+    fn put_slot(&mut self, model: u32, i: usize) {
+        let m = model as usize;
+        if self.slots.len() <= m {
+            self.slots.resize(m + 1, NO_ARM);
+            self.slots.shrink_to_fit();
+        }
+        self.slots[m] = i as u32;
     }
 
     fn arm(&self, i: usize) -> Arm {
@@ -590,6 +626,33 @@ impl ArmTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A row finds every arm by its model key, as a list of keys (up to `SMALL_ROW` arms) and
+        /// as a table after it outgrows the list, whatever order the models arrive in.
+        #[test]
+        fn a_row_finds_each_arm_before_and_after_it_outgrows_its_list_of_keys(
+            models in proptest::collection::vec(0u32..40, 1..60),
+        ) {
+            let mut t = ArmTable::default();
+            let mut expected: Vec<(u32, f64)> = Vec::new(); // model, successes; in creation order
+            for &m in &models {
+                t.with_arm(ArmKey { model: m, role: 1, class: 0 }, |a| a.sums.successes += 1.0);
+                match expected.iter_mut().find(|(k, _)| *k == m) {
+                    Some((_, n)) => *n += 1.0,
+                    None => expected.push((m, 1.0)),
+                }
+                let row = t.row(1, 0);
+                for probe in 0..45 {
+                    let want = expected.iter().find(|(k, _)| *k == probe).map_or(0.0, |&(_, n)| n);
+                    prop_assert_eq!(row.hot(probe).successes, want, "model {}", probe);
+                }
+                prop_assert_eq!(row.models().collect::<Vec<_>>(),
+                                expected.iter().map(|&(k, _)| k).collect::<Vec<_>>());
+            }
+        }
+    }
 
     #[test]
     fn rows_find_arms_by_model_key() {
