@@ -149,6 +149,8 @@ class App:
             await self.sync.stop()
         try:
             await self.save_state()
+            if self.sync:  # a base the last sync took
+                await self.sync.base_saved()
         except Exception:  # the store may be the thing that is down; shutdown must still finish
             log.exception("could not save learned state at shutdown; the last periodic save stands")
         try:
@@ -203,10 +205,10 @@ class App:
         return dict(self._cores)
 
     async def save_state(self) -> None:
+        if self.sync:  # shared learning: each replica sends its changes to the shared log (own lock)
+            await self.sync.sync_all()
+            return
         async with self._save_lock:  # the periodic save, an early one and the one at shutdown
-            if self.sync:  # shared learning: each replica sends its changes to the shared log
-                await self.sync.sync_all()
-                return
             for key, core in list(self._cores.items()):
                 if self.state_saves is not None:  # the changes since the last save, or now and then a base
                     await self.state_saves.save(self._state_name(key), core, self.clock())

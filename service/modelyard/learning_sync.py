@@ -17,7 +17,10 @@ Base and trimming: so that the log stays short and a new replica need not replay
 start, one replica per `compact_interval_s` (a lease in the store) writes a base: a full
 snapshot taken together with its own pending changes (sent at once as more entries), recorded
 as "every entry up to `pos`, plus the entries `also`". Writing a base trims the log to the
-previous base's position. A replica starts, and catches up when it fell behind the trimmed
+previous base's position. The snapshot and those entries are taken in a sync; the copy to the
+store (1-2 s for a million arms) runs beside the syncs that follow, so the replica keeps sending
+what it learns meanwhile (its change journal would otherwise hold everything learned during
+the copy: ~80,000 arms in memory_bench's drift storm). A replica starts, and catches up when it fell behind the trimmed
 part, by restoring the newest base and merging every later entry not in `also`, then its own
 changes not sent yet: all in one step of the event loop, so routing never sees half a view.
 
@@ -84,6 +87,18 @@ def _after(a: str, b: str) -> bool:
 
 
 @dataclass
+class _Base:
+    """A base taken in a sync (its snapshot in the spool file `path`), to be copied to the store."""
+
+    name: str
+    scope: _Scope
+    path: Path
+    pos: str
+    also: list[str]
+    files: contextlib.ExitStack  # removes the spool file
+
+
+@dataclass
 class _Scope:
     cursor: str | None = None  # last log entry merged (or included); None before the first sync
     own: list[str] = field(default_factory=list)  # ids of own entries after the cursor
@@ -110,12 +125,15 @@ class LearningSync:
         self.compact_interval_s = compact_interval_s
         self._scopes: dict[str, _Scope] = {}
         self._task: asyncio.Task[None] | None = None
+        self._upload: asyncio.Task[None] | None = None  # a base being copied to the store
         # One sync at a time: the periodic one and the App's state saves would otherwise
         # interleave at their awaits (a catch-up between another sync's take_delta and its
         # append would drop that delta from this replica's own view).
         self._lock = asyncio.Lock()
 
-    async def sync_core(self, key: str, core: SyncedCore) -> None:
+    async def sync_core(self, key: str, core: SyncedCore) -> _Base | None:
+        """Sends, receives and, holding the compaction lease, takes a base (returned, for the
+        caller to copy to the store)."""
         name = self.name_of(key)
         scope = self._scopes.setdefault(name, _Scope())
         if scope.cursor is None:
@@ -125,8 +143,10 @@ class LearningSync:
             log.warning("learning of %s fell behind the trimmed log; catching up from the base", name)
             await self._catch_up(name, core, scope)
         news = scope.own or scope.cursor != scope.base_pos  # else a base would repeat the last one
-        if news and await self.store.claim_compaction(name, self.replica, self.compact_interval_s):
-            await self._write_base(name, core, scope)
+        if news and not self.uploading() and await self.store.claim_compaction(
+                name, self.replica, self.compact_interval_s):
+            return await self._take_base(name, core, scope)
+        return None
 
     async def _send(self, name: str, core: SyncedCore, scope: _Scope) -> None:
         await self._append(name, core, scope, core.take_deltas(DELTA_PART_ARMS))
@@ -226,24 +246,71 @@ class LearningSync:
                  name, len(contributions))
         return total.snapshot(), START, set()
 
-    async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
+    async def _take_base(self, name: str, core: SyncedCore, scope: _Scope) -> _Base:
         """A base: the state as it is, with the changes not sent yet sent at once (in parts)."""
         assert scope.cursor is not None
         pos, also = scope.cursor, list(scope.own)
-        with spool(None, name) as path:  # written to a file as it is encoded, then sent in chunks
+        files = contextlib.ExitStack()
+        path = files.enter_context(spool(None, name))  # written as it is encoded, then sent in chunks
+        try:
             # The changes not sent yet and the snapshot, taken together on a thread (a 1M-arm snapshot
             # takes a few hundred ms; the event loop keeps serving).
             pending = await asyncio.to_thread(core.take_deltas_and_snapshot_to_path, path, DELTA_PART_ARMS)
             also += await self._append(name, core, scope, pending)
-            if await self.store.save_base(name, path, pos, also, tag=self.replica):
-                scope.base_pos = pos
-                log.info("learning of %s: wrote a base at %s (%d bytes)", name, pos, path.stat().st_size)
+        except BaseException:
+            files.close()
+            raise
+        return _Base(name, scope, path, pos, also, files)
+
+    async def _save_base(self, base: _Base) -> None:
+        """Copies a base to the store; entries appended meanwhile come after its position, so a
+        replica starting from it merges them."""
+        with base.files:
+            if await self.store.save_base(base.name, base.path, base.pos, base.also, tag=self.replica):
+                base.scope.base_pos = base.pos
+                log.info("learning of %s: wrote a base at %s (%d bytes)",
+                         base.name, base.pos, base.path.stat().st_size)
+
+    async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
+        """Takes a base and copies it to the store, in one go."""
+        await self._save_base(await self._take_base(name, core, scope))
+
+    def uploading(self) -> bool:
+        """A base taken by a sync is still being copied to the store."""
+        return self._upload is not None and not self._upload.done()
+
+    async def base_saved(self) -> None:
+        """Until the base a sync took (if any) is in the store; its failure is logged, not raised."""
+        if self._upload is not None:
+            await asyncio.shield(self._upload)
+
+    async def _save_bases(self, bases: list[_Base]) -> None:
+        try:
+            while bases:
+                await self._save_base(bases.pop(0))
+        except StoreError as exc:  # the next holder of the lease writes one; nothing is lost
+            log.warning("could not write a base of the shared learning: %s", exc)
+        except Exception:
+            log.exception("writing a base of the shared learning failed")
+        finally:
+            for base in bases:
+                base.files.close()
 
     async def sync_all(self) -> None:
-        async with self._lock:
-            for key, core in list(self.cores().items()):
-                if isinstance(core, SyncedCore):
-                    await self.sync_core(key, core)
+        """Syncs every core; a base taken is copied to the store in the background (`base_saved`
+        waits for it), while later syncs go on."""
+        bases: list[_Base] = []
+        try:
+            async with self._lock:
+                for key, core in list(self.cores().items()):
+                    if isinstance(core, SyncedCore) and (base := await self.sync_core(key, core)):
+                        bases.append(base)
+        except BaseException:
+            for base in bases:
+                base.files.close()
+            raise
+        if bases:
+            self._upload = asyncio.create_task(self._save_bases(bases), name="learning-base")
 
     async def start(self) -> None:
         """First sync (a new replica starts from the shared state), then the periodic task."""
@@ -269,9 +336,11 @@ class LearningSync:
                 failing = False
 
     async def stop(self) -> None:
-        """Stop the periodic task; the App's final save_state() sends a last time."""
+        """Stop the periodic task and finish a base being written; the App's final save_state()
+        sends a last time."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.base_saved()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,12 @@ def replica(store: object, tag: str, *, compact_s: float = 3600.0) -> tuple[Sync
     return core, sync
 
 
+async def sync(s: LearningSync) -> None:
+    """One sync, and the base it took (if any) in the store."""
+    await s.sync_all()
+    await s.base_saved()
+
+
 def teach(core: RoutingCore, n: int, *, model: str = "m", task_class: str = "edit", status: int = 1,
           now: float = 1000.0) -> None:
     for _ in range(n):
@@ -60,9 +67,9 @@ async def test_replicas_converge_on_everyone_s_reports_and_merges_are_not_sent_b
         teach(b, 1, status=2, task_class=f"c{round_}")
         teach(one, 2, task_class=f"c{round_}")
         teach(one, 1, status=2, task_class=f"c{round_}")
-        await sa.sync_all()
-        await sb.sync_all()
-    await sa.sync_all()
+        await sync(sa)
+        await sync(sb)
+    await sync(sa)
     assert table(a) == table(b) == table(one)
     assert a.take_delta() is None and b.take_delta() is None  # merged changes are not re-sent
     log_len = await store._r.xlen(store.keys.learn_log(NAME))  # type: ignore[union-attr]
@@ -73,33 +80,33 @@ async def test_a_sync_sends_what_changed_not_the_whole_state(store: RedisStore) 
     (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
     for c in range(500):
         teach(a, 1, task_class=f"class-{c}")
-    await sa.sync_all()
-    await sb.sync_all()
+    await sync(sa)
+    await sync(sb)
     teach(a, 1, task_class="class-7")
-    await sa.sync_all()
+    await sync(sa)
     entries, _ = await store.read_deltas(NAME, "0-0", 10)
     full, last = len(a.snapshot()), len(entries[-1].delta)
     assert last * 50 < full, (last, full)  # 3 arms changed (model, role, class) out of ~1000
-    await sb.sync_all()
+    await sync(sb)
     assert table(b) == table(a)
 
 
 async def test_a_new_replica_starts_from_the_base_and_the_log_is_trimmed(store: RedisStore) -> None:
     a, sa = replica(store, "a/1", compact_s=1.0)
     teach(a, 3)
-    await sa.sync_all()  # first base, at the log's start
+    await sync(sa)  # first base, at the log's start
     teach(a, 2, status=2, task_class="review")
     store_r = store._r
     assert store_r is not None
     await store_r.delete(store.keys.learn_lease(NAME))  # the next compaction is due now
     teach(a, 1, task_class="other")
-    await sa.sync_all()  # a second base; the log is trimmed to the first one's position
+    await sync(sa)  # a second base; the log is trimmed to the first one's position
     teach(a, 4, task_class="late")
-    await sa.sync_all()  # after the base: only in the log
+    await sync(sa)  # after the base: only in the log
     entries, trimmed = await store.read_deltas(NAME, "0-0", 100)
     assert trimmed != "0-0" and not any(_after(trimmed, e.id) for e in entries)
     fresh, sf = replica(store, "fresh/1")
-    await sf.sync_all()
+    await sync(sf)
     assert table(fresh) == table(a)
     assert fresh.take_delta() is None  # catching up is not a change of its own
 
@@ -107,9 +114,9 @@ async def test_a_new_replica_starts_from_the_base_and_the_log_is_trimmed(store: 
 async def test_changes_sent_with_a_base_are_counted_once(store: RedisStore) -> None:
     (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
     teach(a, 1)
-    await sa.sync_all()
+    await sync(sa)
     teach(b, 2, status=2)
-    await sb.sync_all()
+    await sync(sb)
     teach(a, 3, task_class="pending")  # not sent when the base is taken: sent with it
     scope = sa._scopes[NAME]
     assert await sa._receive(NAME, a, scope)
@@ -117,7 +124,7 @@ async def test_changes_sent_with_a_base_are_counted_once(store: RedisStore) -> N
     base = await store.load_base(NAME)
     assert base is not None and len(base.also) == 1 and base.pos == scope.cursor
     fresh, sf = replica(store, "fresh/1")
-    await sf.sync_all()
+    await sync(sf)
     assert table(fresh)[("m", 2, "pending")] == (3.0, 0.0)
     assert table(fresh) == table(a)
 
@@ -126,18 +133,18 @@ async def test_a_replica_behind_the_trimmed_log_catches_up_from_the_base(
     store: RedisStore, caplog: pytest.LogCaptureFixture,
 ) -> None:
     (a, sa), (slow, ss) = replica(store, "a/1", compact_s=1.0), replica(store, "slow/1", compact_s=3600)
-    await ss.sync_all()
+    await sync(ss)
     teach(slow, 2, model="other")  # its own, not sent yet when it falls behind
     store_r = store._r
     assert store_r is not None
     for c in range(3):  # three bases while `slow` does not sync: the log is trimmed past it
         teach(a, 1, task_class=f"c{c}")
-        await sa.sync_all()
+        await sync(sa)
         await store_r.delete(store.keys.learn_lease(NAME))
     with caplog.at_level(logging.WARNING, logger="modelyard.learning"):
-        await ss.sync_all()
+        await sync(ss)
     assert "fell behind the trimmed log" in caplog.text
-    await sa.sync_all()
+    await sync(sa)
     assert table(slow) == table(a)
     assert ("other", 2, "edit") in table(a)  # slow's own reports survived the catch-up and went out
 
@@ -147,17 +154,17 @@ async def test_unreadable_changes_are_skipped_and_the_others_still_merge(
 ) -> None:
     (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
     teach(b, 1, model="other")
-    await sb.sync_all()
+    await sync(sb)
     await store.append_delta(NAME, "newer/1", b"MYRDELTA" + (99).to_bytes(4, "little") + b"\0" * 40)
     with caplog.at_level(logging.WARNING, logger="modelyard.learning"):
-        await sa.sync_all()
+        await sync(sa)
     assert [x.model for x in a.arms()] == ["other"]  # b's report arrived
     assert "unsupported version 99" in caplog.text
 
 
 async def test_changes_that_could_not_be_sent_go_with_the_next_sync(store: RedisStore) -> None:
     (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
-    await sa.sync_all()
+    await sync(sa)
     teach(a, 2)
     real: Callable[..., object] = store.append_delta
 
@@ -166,11 +173,11 @@ async def test_changes_that_could_not_be_sent_go_with_the_next_sync(store: Redis
 
     store.append_delta = down  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
-        await sa.sync_all()
+        await sync(sa)
     store.append_delta = real  # type: ignore[method-assign]
     teach(a, 1, status=2)
-    await sa.sync_all()
-    await sb.sync_all()
+    await sync(sa)
+    await sync(sb)
     assert table(b) == table(a) == {("m", 2, "edit"): (2.0, 1.0)}
 
 
@@ -179,7 +186,7 @@ async def test_a_large_change_goes_out_in_parts_and_a_part_not_sent_goes_with_th
 ) -> None:
     monkeypatch.setattr(learning_sync, "DELTA_PART_ARMS", 4)
     (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
-    await sa.sync_all()
+    await sync(sa)
     for c in range(12):  # 12 class rows (and the pooled ones): several parts of <= 4 arms
         teach(a, 1 + c % 3, task_class=f"c{c}")
     real = store.append_delta
@@ -193,13 +200,13 @@ async def test_a_large_change_goes_out_in_parts_and_a_part_not_sent_goes_with_th
 
     store.append_delta = flaky  # type: ignore[method-assign]
     with pytest.raises(StoreUnavailable):
-        await sa.sync_all()
+        await sync(sa)
     assert len(sa._scopes[NAME].own) == 2  # the parts before the failure are in the log
     store.append_delta = real  # type: ignore[method-assign]
-    await sb.sync_all()
+    await sync(sb)
     assert 0 < len(table(b)) < len(table(a))  # b has the first parts only
-    await sa.sync_all()  # the failed part and the ones after it
-    await sb.sync_all()
+    await sync(sa)  # the failed part and the ones after it
+    await sync(sb)
     assert table(b) == table(a) and len(table(a)) == 12
     entries, _ = await store.read_deltas(NAME, "0-0", 100)
     assert len(entries) >= 4
@@ -214,7 +221,7 @@ async def test_a_deployment_of_the_previous_scheme_starts_from_its_contributions
     for i, core in enumerate(old):
         await store_r.hset(store.keys.learn(NAME), f"r{i}", core.snapshot())
     a, sa = replica(store, "a/1")
-    await sa.sync_all()
+    await sync(sa)
     assert table(a) == {("m", 2, "edit"): (2.0, 0.0), ("other", 2, "edit"): (0.0, 1.0)}
 
 
@@ -225,7 +232,7 @@ async def test_a_base_in_many_chunks_replaces_the_last_only_when_later(
     a, sa = replica(store, "a/1")
     for c in range(20):
         teach(a, 1, task_class=f"c{c}")
-    await sa.sync_all()  # writes the first base
+    await sync(sa)  # writes the first base
     base = await store.load_base(NAME)
     assert base is not None and bytes(base.snapshot) == a.snapshot()
     red = store._r
@@ -236,7 +243,7 @@ async def test_a_base_in_many_chunks_replaces_the_last_only_when_later(
     assert (await store.load_base(NAME)) == base
     assert await red.keys(f"*{NAME}:base:*") == []
     fresh, sf = replica(store, "fresh/1")
-    await sf.sync_all()
+    await sync(sf)
     assert table(fresh) == table(a)
 
 
@@ -245,16 +252,16 @@ async def test_an_import_on_one_replica_reaches_the_others(store: RedisStore) ->
     teach(a, 2)
     teach(b, 1, status=2, model="other")
     for s in (sa, sb, sa):
-        await s.sync_all()
+        await sync(s)
     exported = RoutingCore(CATALOG)
     teach(exported, 5, task_class="imported")
     a.restore(exported.snapshot())  # ImportState(merge=False) on replica a
-    await sa.sync_all()
-    await sb.sync_all()
+    await sync(sa)
+    await sync(sb)
     assert table(b) == table(a) == table(exported)
     a.merge(exported.snapshot())  # ImportState(merge=True)
-    await sa.sync_all()
-    await sb.sync_all()
+    await sync(sa)
+    await sync(sb)
     assert table(b)[("m", 2, "imported")] == (10.0, 0.0)
 
 
@@ -263,13 +270,13 @@ async def test_concurrent_syncs_of_one_replica_lose_nothing(store: RedisStore) -
     periodic sync catches up (the log was trimmed past the replica), with new reports arriving
     in between: they stay in the replica's view."""
     (a, sa), (c, sc) = replica(store, "a/1"), replica(store, "c/1", compact_s=1.0)
-    await sa.sync_all()
+    await sync(sa)
     store_r = store._r
     assert store_r is not None
     for n in range(2):  # two bases after a's cursor: the log is trimmed past it
         await store_r.delete(store.keys.learn_lease(NAME))
         teach(c, 1, model="other", task_class=f"c{n}")
-        await sc.sync_all()
+        await sync(sc)
     real = store.read_deltas
     saves: list[asyncio.Task[None]] = []
 
@@ -280,10 +287,50 @@ async def test_concurrent_syncs_of_one_replica_lose_nothing(store: RedisStore) -
         return await real(name, after, count)
 
     store.read_deltas = read_deltas  # type: ignore[method-assign]
-    await sa.sync_all()
+    await sync(sa)
     await asyncio.gather(*saves)
     store.read_deltas = real  # type: ignore[method-assign]
-    await sc.sync_all()
+    await sync(sc)
     assert saves, "the catch-up happened"
     assert table(a)[("m", 2, "edit")] == (3.0, 0.0)
     assert table(a) == table(c)
+
+
+async def test_a_base_is_copied_while_later_syncs_send_what_the_replica_learns(store: RedisStore) -> None:
+    """The copy of a base to the store (seconds for a million arms) holds no lock: syncs during it
+    send the replica's new changes (its journal does not grow for the whole copy), no second base
+    starts, and a replica starting from the base counts those changes once."""
+    (a, sa), (b, sb) = replica(store, "a/1"), replica(store, "b/1")
+    real = store.save_base
+    gate = asyncio.Event()
+
+    async def slow_save_base(*args: Any, **kwargs: Any) -> bool:
+        await gate.wait()
+        return await real(*args, **kwargs)
+
+    store.save_base = slow_save_base  # type: ignore[method-assign]
+    teach(a, 2)
+    await sa.sync_all()  # takes the first base; its copy waits at the gate
+    assert sa.uploading()
+    teach(a, 3, status=2, task_class="during")
+    await sa.sync_all()
+    assert a.pending_changes() == 0 and sa.uploading()  # sent while the base is on its way
+    await sync(sb)
+    assert table(b) == table(a)
+    stopping = asyncio.create_task(sa.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # stopping finishes the base first
+    gate.set()
+    await stopping
+    store.save_base = real  # type: ignore[method-assign]
+    base = await store.load_base(NAME)
+    assert base is not None and ("m", 2, "during") not in table_of(base.snapshot)
+    fresh, sf = replica(store, "fresh/1")
+    await sync(sf)
+    assert table(fresh) == table(a) and table(fresh)[("m", 2, "during")] == (0.0, 3.0)
+
+
+def table_of(snapshot: bytes | memoryview) -> dict[tuple[str, int, str], tuple[float, float]]:
+    core = RoutingCore(CATALOG)
+    core.restore(bytes(snapshot))
+    return table(core)
