@@ -12,9 +12,10 @@ from types import SimpleNamespace
 import pytest
 
 from modelyard.store import SqliteStore, StoreError, StoreUnavailable, open_store
-from modelyard.store.base import KEY, TENANT
+from modelyard.store import _sqlite_ops as ops
+from modelyard.store.base import KEY, RETENTION_S, TENANT
 from modelyard.store.windows import WINDOWS, window_bounds
-from tests.store.store_helpers import T0, limits, reservation, usage_of
+from tests.store.store_helpers import T0, limits, reservation, settle, usage_of
 
 
 async def test_wal_and_full_sync(tmp_path: Path):
@@ -185,5 +186,61 @@ async def test_memory_database_works_until_closed():
     try:
         rec, _ = await store.reserve(reservation(5), limits(), T0)
         assert await store.get_decision(rec.decision_id, "acme") == rec
+    finally:
+        await store.close()
+
+
+async def test_closed_decisions_go_35_days_after_their_reservation_expired_and_the_ledger_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+):
+    """Retention as Redis's TTLs have it: without it the file grew ~1 KB per Route for good."""
+    monkeypatch.setattr(ops, "RETENTION_BATCH", 2)  # a sweep takes several batches
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        settled = [reservation(100, request_id=f"s{i}") for i in range(4)]
+        left_open = reservation(100, request_id="open")  # expires at T0 + 600, never reported
+        young = reservation(100, request_id="young", now=T0 + RETENTION_S)
+        for r in [*settled, left_open, young]:
+            await store.reserve(r, limits(), r.created_at)
+        for r in settled:
+            await settle(store, r.decision_id, 80, now=T0 + 1)
+        ids = [r.decision_id for r in [*settled, left_open, young]]
+
+        async def kept() -> list[str]:
+            return [i for i in ids if await store.get_decision(i, "acme") is not None]
+
+        assert await store.expire(T0 + 600 + RETENTION_S - 1, charge=True) == 1  # closes `left_open`
+        assert await kept() == ids  # all within retention
+        assert await store.expire(T0 + 601 + RETENTION_S, charge=True) == 1  # closes `young`
+        assert await kept() == [young.decision_id]
+        kinds = sorted(e.kind for e in await store.ledger(tenant="acme"))
+        assert kinds == ["expiry"] * 2 + ["settle"] * 4  # the ledger keeps every row
+        # The request ids are free again, as after Redis's TTL: the same request is a new decision.
+        again = reservation(100, request_id="s0", now=T0 + 601 + RETENTION_S)
+        record, replayed = await store.reserve(again, limits(), again.created_at)
+        assert not replayed and record.decision_id == again.decision_id
+    finally:
+        await store.close()
+
+
+async def test_the_retention_sweep_reads_only_the_oldest_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A call examines RETENTION_BATCH rows per transaction whatever the table holds: with nothing
+    old at the head it stops after one batch."""
+    monkeypatch.setattr(ops, "RETENTION_BATCH", 3)
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        rows = [reservation(100, request_id=f"r{i}", now=T0 + i) for i in range(10)]
+        for r in rows:
+            await store.reserve(r, limits(), r.created_at)
+            await settle(store, r.decision_id, 80, now=r.created_at)
+        statements: list[str] = []
+        await store._run(lambda c: c.set_trace_callback(statements.append))
+        assert await store.forget(T0 + 600 + RETENTION_S + 4.5) == 5  # rows 0-4 expired before then
+        assert sum("DELETE FROM decisions" in s for s in statements) == 2  # 3 + 2 (< 3: done)
+        statements.clear()
+        assert await store.forget(T0 + 600 + RETENTION_S + 4.5) == 0
+        assert sum("DELETE FROM decisions" in s for s in statements) == 1
     finally:
         await store.close()

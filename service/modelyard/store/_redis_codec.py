@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from modelyard.store.base import DecisionRecord, JobRecord, LedgerEntry, Reservation
 
-RETENTION_S = 35 * 86400  # how long counters outlive their window and decisions their expiry
-
 
 @dataclass(frozen=True, slots=True)
 class Keys:

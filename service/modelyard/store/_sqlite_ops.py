@@ -234,6 +234,23 @@ def expire(conn: sqlite3.Connection, now: float, *, charge: bool) -> int:
         return len(rows)
 
 
+#: Oldest decisions the retention sweep examines per transaction (`forget_decisions`).
+RETENTION_BATCH = 1_000
+
+
+def forget_decisions(conn: sqlite3.Connection, before: float) -> int:
+    """Deletes closed (settled or expired) decisions whose reservation expired before `before`,
+    among the RETENTION_BATCH oldest rows, so a call costs O(batch) however large the table (rows are
+    in creation order; those past the first young one are younger too, up to TTL changes).
+    Open reservations stay until the expiry sweep closes them; the ledger keeps its rows."""
+    with transaction(conn):
+        return conn.execute(
+            "DELETE FROM decisions WHERE seq IN (SELECT seq FROM (SELECT seq, expires_at, settled, expired"
+            " FROM decisions ORDER BY seq LIMIT ?) WHERE expires_at < ? AND (settled = 1 OR expired = 1))",
+            (RETENTION_BATCH, before),
+        ).rowcount
+
+
 def usage(
     conn: sqlite3.Connection, subjects: Sequence[tuple[str, str]], now: float,
 ) -> list[WindowUsage]:

@@ -17,6 +17,9 @@ from modelyard.store.windows import Window, iso_utc
 TENANT = "tenant"
 KEY = "key"
 UNLIMITED = -1  # a Limit.hard_micros that counts spend without ever refusing
+#: How long a decision is kept after its reservation expired, and counters after their window
+#: (Redis: TTLs; SQLite: the expiry sweep deletes closed decisions). The ledger is kept for good.
+RETENTION_S = 35 * 86400
 
 
 @dataclass(frozen=True, slots=True)

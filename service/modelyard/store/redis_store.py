@@ -23,7 +23,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from modelyard.store._redis_codec import (
-    RETENTION_S,
     Keys,
     job_from_json,
     job_to_json,
@@ -33,6 +32,7 @@ from modelyard.store._redis_codec import (
 )
 from modelyard.store.base import (
     KEY,
+    RETENTION_S,
     TENANT,
     UNLIMITED,
     VERDICT_PENDING,
