@@ -19,10 +19,11 @@ snapshot taken together with its own pending changes (sent at once as more entri
 as "every entry up to `pos`, plus the entries `also`". Writing a base trims the log to the
 previous base's position. The snapshot and those entries are taken in a sync; the copy to the
 store (1-2 s for a million arms) runs beside the syncs that follow, so the replica keeps sending
-what it learns meanwhile (its change journal would otherwise hold everything learned during
-the copy: ~80,000 arms in memory_bench's drift storm). A replica starts, and catches up when it fell behind the trimmed
-part, by restoring the newest base and merging every later entry not in `also`, then its own
-changes not sent yet: all in one step of the event loop, so routing never sees half a view.
+what it learns meanwhile (its change journal would otherwise hold everything learned during the
+copy: ~80,000 arms in memory_bench's drift storm). A replica starts, and catches up when it fell
+behind the trimmed part, by restoring the newest base and merging every later entry not in
+`also`, then its own changes not sent yet: all in one step of the event loop, so routing never
+sees half a view.
 
 Restarts: a stopping replica sends its last changes; a new process starts from the base and
 the log, so nothing is lost, counted twice or left behind per restart. The replica id (from
@@ -270,10 +271,6 @@ class LearningSync:
                 base.scope.base_pos = base.pos
                 log.info("learning of %s: wrote a base at %s (%d bytes)",
                          base.name, base.pos, base.path.stat().st_size)
-
-    async def _write_base(self, name: str, core: SyncedCore, scope: _Scope) -> None:
-        """Takes a base and copies it to the store, in one go."""
-        await self._save_base(await self._take_base(name, core, scope))
 
     def uploading(self) -> bool:
         """A base taken by a sync is still being copied to the store."""

@@ -120,7 +120,7 @@ async def test_changes_sent_with_a_base_are_counted_once(store: RedisStore) -> N
     teach(a, 3, task_class="pending")  # not sent when the base is taken: sent with it
     scope = sa._scopes[NAME]
     assert await sa._receive(NAME, a, scope)
-    await sa._write_base(NAME, a, scope)
+    await sa._save_base(await sa._take_base(NAME, a, scope))
     base = await store.load_base(NAME)
     assert base is not None and len(base.also) == 1 and base.pos == scope.cursor
     fresh, sf = replica(store, "fresh/1")
