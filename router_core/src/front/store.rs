@@ -15,6 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub const SCHEMA_VERSION: i64 = 4;
 
 pub const WINDOWS: [i64; 3] = [1, 2, 3];
+// `usage` and `insert_reservation` name the three windows in their SQL.
+const _: () = assert!(WINDOWS[0] == 1 && WINDOWS[1] == 2 && WINDOWS[2] == 3);
 pub const WINDOW_NAMES: [&str; 3] = ["hour", "day", "month"];
 
 pub fn window_name(w: i64) -> &'static str {
@@ -271,6 +273,8 @@ pub fn find_request(
 }
 
 /// The tenant's and the key's counters of the three windows containing `now`, in that order.
+/// One statement of six primary-key lookups (a statement per counter cost a bind, step and reset
+/// each; a row-value `IN` would scan the table).
 pub fn usage(
     tx: &Connection,
     tenant: &str,
@@ -278,24 +282,44 @@ pub fn usage(
     now: f64,
 ) -> rusqlite::Result<Vec<Usage>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT spent_micros, reserved_micros FROM counters \
-         WHERE scope = ?1 AND subject = ?2 AND win = ?3 AND window_start = ?4",
+        "SELECT 0, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'tenant' AND subject = ?1 AND win = 1 AND window_start = ?3 \
+         UNION ALL SELECT 1, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'tenant' AND subject = ?1 AND win = 2 AND window_start = ?4 \
+         UNION ALL SELECT 2, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'tenant' AND subject = ?1 AND win = 3 AND window_start = ?5 \
+         UNION ALL SELECT 3, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'key' AND subject = ?2 AND win = 1 AND window_start = ?3 \
+         UNION ALL SELECT 4, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'key' AND subject = ?2 AND win = 2 AND window_start = ?4 \
+         UNION ALL SELECT 5, spent_micros, reserved_micros FROM counters \
+           WHERE scope = 'key' AND subject = ?2 AND win = 3 AND window_start = ?5",
     )?;
+    let bounds = WINDOWS.map(|w| window_bounds(w, now));
+    let mut found = [(0i64, 0i64); 6];
+    let mut rows = stmt.query(params![
+        tenant,
+        key_id,
+        bounds[0].0,
+        bounds[1].0,
+        bounds[2].0
+    ])?;
+    while let Some(r) = rows.next()? {
+        let i: usize = r.get(0)?;
+        found[i] = (r.get(1)?, r.get(2)?);
+    }
     let mut out = Vec::with_capacity(6);
-    for (scope, subject) in [("tenant", tenant), ("key", key_id)] {
-        for w in WINDOWS {
-            let (start, reset) = window_bounds(w, now);
-            let (spent, reserved) = stmt
-                .query_row(params![scope, subject, w, start], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })
-                .optional()?
-                .unwrap_or((0, 0));
+    for (k, (scope, subject)) in [("tenant", tenant), ("key", key_id)]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, w) in WINDOWS.into_iter().enumerate() {
+            let (spent, reserved) = found[k * 3 + j];
             out.push(Usage {
                 scope,
                 subject: subject.to_owned(),
                 window: w,
-                resets_at: reset,
+                resets_at: bounds[j].1,
                 spent_micros: spent,
                 reserved_micros: reserved,
             });
@@ -334,16 +358,21 @@ pub fn insert_reservation(tx: &Connection, d: &NewDecision<'_>, now: f64) -> rus
         d.payload,
         held
     ])?;
-    let mut up = tx.prepare_cached(
-        "INSERT INTO counters (scope, subject, win, window_start, reserved_micros) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE \
-         SET reserved_micros = reserved_micros + excluded.reserved_micros",
-    )?;
-    for (scope, subject) in [("tenant", d.tenant), ("key", d.key_id)] {
-        for (w, start) in starts {
-            up.execute(params![scope, subject, w, start, d.estimate_micros])?;
-        }
-    }
+    // All six counters in one statement (see `usage`).
+    tx.prepare_cached(
+        "INSERT INTO counters (scope, subject, win, window_start, reserved_micros) VALUES \
+         ('tenant', ?1, 1, ?3, ?6), ('tenant', ?1, 2, ?4, ?6), ('tenant', ?1, 3, ?5, ?6), \
+         ('key', ?2, 1, ?3, ?6), ('key', ?2, 2, ?4, ?6), ('key', ?2, 3, ?5, ?6) \
+         ON CONFLICT DO UPDATE SET reserved_micros = reserved_micros + excluded.reserved_micros",
+    )?
+    .execute(params![
+        d.tenant,
+        d.key_id,
+        starts[0].1,
+        starts[1].1,
+        starts[2].1,
+        d.estimate_micros
+    ])?;
     Ok(())
 }
 
@@ -379,6 +408,94 @@ mod tests {
         );
         let feb = window_bounds(3, 1_709_251_199.0); // 2024-02-29T23:59:59Z
         assert_eq!(iso_utc(feb.1), "2024-03-01T00:00:00Z");
+    }
+
+    /// `insert_reservation` holds the estimate on the six counters and `usage` reads them back in
+    /// order (tenant then key; hour, day, month), each window by its own start.
+    #[test]
+    fn reservations_hold_and_usage_reads_the_six_counters_of_their_windows() {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE decisions (request_id, decision_id, tenant, key_id, job_id, model, role, \
+               task_class, estimate_micros, created_at, expires_at, payload, held);
+             CREATE TABLE counters (scope TEXT NOT NULL, subject TEXT NOT NULL, win INTEGER NOT NULL,
+               window_start INTEGER NOT NULL, spent_micros INTEGER NOT NULL DEFAULT 0,
+               reserved_micros INTEGER NOT NULL DEFAULT 0,
+               PRIMARY KEY (scope, subject, win, window_start)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let t = 1_771_076_710.5; // 2026-02-14T13:45:10Z
+        let reserve = |key_id: &str, estimate_micros: i64, now: f64| {
+            let d = NewDecision {
+                request_id: "r",
+                decision_id: "d",
+                tenant: "acme",
+                key_id,
+                job_id: "j",
+                model: "m",
+                role: 2,
+                task_class: "c",
+                estimate_micros,
+                created_at: now,
+                expires_at: now + 600.0,
+                payload: b"p",
+            };
+            insert_reservation(&db, &d, now).unwrap();
+        };
+        reserve("k1", 100, t);
+        reserve("k1", 20, t + 60.0);
+        reserve("k2", 50, t + 3600.0); // the next hour, the same day and month
+        db.execute(
+            "UPDATE counters SET spent_micros = 7 WHERE scope = 'key' AND subject = 'k1' AND win = 2",
+            [],
+        )
+        .unwrap();
+        let seen = |key_id: &str, now: f64| -> Vec<(&'static str, String, i64, i64, i64, i64)> {
+            usage(&db, "acme", key_id, now)
+                .unwrap()
+                .into_iter()
+                .map(|u| {
+                    let resets = u.resets_at;
+                    (
+                        u.scope,
+                        u.subject,
+                        u.window,
+                        resets,
+                        u.spent_micros,
+                        u.reserved_micros,
+                    )
+                })
+                .collect()
+        };
+        let resets = WINDOWS.map(|w| window_bounds(w, t).1);
+        let next = WINDOWS.map(|w| window_bounds(w, t + 3600.0).1);
+        assert_eq!(
+            seen("k1", t),
+            vec![
+                ("tenant", "acme".into(), 1, resets[0], 0, 120),
+                ("tenant", "acme".into(), 2, resets[1], 0, 170),
+                ("tenant", "acme".into(), 3, resets[2], 0, 170),
+                ("key", "k1".into(), 1, resets[0], 0, 120),
+                ("key", "k1".into(), 2, resets[1], 7, 120),
+                ("key", "k1".into(), 3, resets[2], 0, 120),
+            ]
+        );
+        assert_eq!(
+            seen("k2", t + 3600.0),
+            vec![
+                ("tenant", "acme".into(), 1, next[0], 0, 50),
+                ("tenant", "acme".into(), 2, next[1], 0, 170),
+                ("tenant", "acme".into(), 3, next[2], 0, 170),
+                ("key", "k2".into(), 1, next[0], 0, 50),
+                ("key", "k2".into(), 2, next[1], 0, 50),
+                ("key", "k2".into(), 3, next[2], 0, 50),
+            ]
+        );
+        let fresh = seen("k3", t); // a key with no counters yet reads zeros; its tenant's do not
+        assert!(fresh[3..]
+            .iter()
+            .all(|u| u.1 == "k3" && u.4 == 0 && u.5 == 0));
+        assert_eq!(fresh[..3], seen("k1", t)[..3]);
     }
 
     fn temp_db(name: &str) -> (std::path::PathBuf, Connection) {
